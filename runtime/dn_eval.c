@@ -12,6 +12,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef DN_MPI
+#include "dn_mpi.h"
+#endif
 
 #define DN_EV_GRAD_ROWS 4         /* rows of the random gradcheck batch */
 #define DN_EV_GRAD_STEP 1e-2      /* finite-difference step, relative to max(|p|, 1) */
@@ -59,16 +62,46 @@ void dn_eval_dataset(const dn_model *m, const float *params, void *ws, const dn_
     }
     double loss_sum = 0;
     int64_t hits = 0;
+#ifdef DN_MPI
+    /* Under MPI the batches go round the processes; each batch's sums come
+     * back to all (dn_mpi_sum_disjoint: exact) and are added in batch order,
+     * as one process adds them. */
+    const size_t nb = n ? (n - 1) / (uint32_t)batch + 1 : 0;
+    double *per = calloc(2 * nb + 1, sizeof(double));
+    if (!per) {
+        fprintf(stderr, "out of memory\n");
+        dn_mpi_abort(DN_EXIT_FAIL);
+        return;
+    }
+#endif
     for (uint32_t start = 0; start < n; start += (uint32_t)batch) {
         uint32_t left = n - start;
         int rows = left < (uint32_t)batch ? (int)left : batch;
+#ifdef DN_MPI
+        const size_t k = start / (uint32_t)batch;
+        if ((int)(k % (size_t)dn_mpi_size) != dn_mpi_rank)
+            continue;
+#endif
         dn_dataset_gather(ds, order + start, rows, m->defaults.norm_mean, m->defaults.norm_std,
                           x, y);
         dn_batch b = {.n = rows, .x = x, .y = y};
         int correct = 0;
+#ifdef DN_MPI
+        per[2 * k] = m->eval(params, ws, &b, NULL, &correct);
+        per[2 * k + 1] = correct;
+#else
         loss_sum += m->eval(params, ws, &b, NULL, &correct);
         hits += correct;
+#endif
     }
+#ifdef DN_MPI
+    dn_mpi_sum_disjoint(per, 2 * nb);
+    for (size_t k = 0; k < nb; k++) {
+        loss_sum += per[2 * k];
+        hits += (int64_t)per[2 * k + 1];
+    }
+    free(per);
+#endif
     *loss = n ? loss_sum / n : 0.0;
     *acc = n ? (double)hits / n : 0.0;
 }

@@ -623,6 +623,9 @@ typedef struct {
     uint64_t seed;      /* dropout masks are a pure function of (seed, step, slot, row, unit) */
     uint64_t step;      /* 0-based optimizer step */
     int mc_dropout;     /* eval only: keep dropout on (MC dropout), masks from (seed, step) */
+    int row0;           /* index of row 0 in the whole batch (masks are keyed on it): 0, or under MPI
+                           the first row of this process's share */
+    int n_total;        /* rows of the whole batch, whose mean loss is taken: 0 (or < n) means n */
 } dn_batch;
 
 /* Where CSV and NPY data come from (a spec's `data` section). */
@@ -752,6 +755,16 @@ int dn_predict_main(const dn_infer_model *m, int argc, char **argv);
 /* The trainer CLI: `train`, `eval`, `gradcheck`, `--help`, `--version`.
  * Returns the process exit status. */
 int dn_main(const dn_model *m, int argc, char **argv);
+
+/* dn_main under MPI (libdnrt_mpi only; `dngen --mpi` trainers call it):
+ * MPI_Init, the command with the batch shared among the processes, process
+ * 0 alone writing output, MPI_Finalize. */
+int dn_main_mpi(const dn_model *m, int argc, char **argv);
+
+/* Set by dn_main_mpi: combines the processes' shares of per-feature sums
+ * (batch norm's) in place; NULL in one process (generated code: the
+ * prelude's dn_reduce_across). */
+extern void (*dn_batch_reduce)(double *v, int len);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,8 @@
 #include <omp.h>
 #endif
 
+void (*dn_batch_reduce)(double *v, int len) = NULL;
+
 #define DN_GOV_PROBE_S 0.05
 enum { DN_GOV_PROBE_STEPS = 8, DN_GOV_RATIO = 20, DN_GOV_RATIO_MAX = 320 };
 

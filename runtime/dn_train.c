@@ -22,6 +22,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef DN_MPI
+#include "dn_mpi.h"
+#endif
+
 /* ---- signals ---------------------------------------------------------------- */
 
 static volatile sig_atomic_t dn_tr_signal_caught; /* signal number, 0 = none */
@@ -73,6 +77,10 @@ typedef struct {
     dn_metrics metrics;
     dn_steplog steplog;
     dn_progress progress;
+#ifdef DN_MPI
+    dn_shard shard;             /* this batch's shares, one per process */
+    float *mpi_scratch;         /* dn_mpi_combine_floats' */
+#endif
 } dn_tr_run;
 
 static void dn_tr_free(dn_tr_run *r) {
@@ -92,6 +100,10 @@ static void dn_tr_free(dn_tr_run *r) {
     free(r->ws);
     dn_split_free(&r->split);
     dn_metrics_free(&r->metrics);
+#ifdef DN_MPI
+    dn_shard_free(&r->shard);
+    free(r->mpi_scratch);
+#endif
 }
 
 /* True if DIR/NAME or DIR/NAME.gz exists. */
@@ -193,6 +205,13 @@ static int dn_tr_alloc(dn_tr_run *r) {
     r->perm = dn_identity_order(r->split.n_fit);
     r->test_order = r->has_test ? dn_identity_order(r->test.n) : NULL;
     r->ws = dn_alloc_aligned(m->workspace_size(rows));
+#ifdef DN_MPI
+    if (dn_shard_init(&r->shard, dn_mpi_size) != 0 ||
+        !(r->mpi_scratch = malloc(sizeof(float) * dn_mpi_scratch_floats(m->n_params)))) {
+        fprintf(stderr, "%s: out of memory\n", r->o->prog);
+        return DN_EXIT_FAIL;
+    }
+#endif
     if (!r->params || !r->grads || !r->ob.b[0] || !r->ob.b[1] || (third && !r->ob.b[2]) || !r->x ||
         !r->y || !r->perm || (r->o->patience && !r->best) || (r->has_test && !r->test_order) || !r->ws ||
         (m->regression && !r->t)) {
@@ -355,9 +374,14 @@ static int dn_tr_open_outputs(dn_tr_run *r, const dn_train_state *st) {
 static int dn_tr_save_state(dn_tr_run *r, const dn_train_state *st) {
     char err[DN_ERR_MAX];
     dn_steplog_flush(&r->steplog);
+    if (!r->o->save)
+        return DN_EXIT_OK; /* under MPI: a process other than 0 */
     if (dn_ckpt_save(r->m, r->o->save, r->params, &r->ob, r->best, st, err) != 0) {
         dn_progress_clear(&r->progress);
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
+#ifdef DN_MPI
+        dn_mpi_abort(DN_EXIT_OUTPUT); /* the others would wait for process 0 forever */
+#endif
         return DN_EXIT_OUTPUT;
     }
     return DN_EXIT_OK;
@@ -427,6 +451,19 @@ static double dn_tr_train_batch(dn_tr_run *r, const dn_train_state *st, const dn
     const float clip = m->defaults.clip_grad_norm;
     r->lr = dn_tr_lr_now(r, st);
     *norm = 0;
+#ifdef DN_MPI
+    /* Under MPI: this process's share (none for some when the batch has fewer
+     * chunks than there are processes), then the combined sums; the update
+     * is the runtime's, on every process alike. */
+    double loss = m->train_step(r->params, r->grads, r->ws, b, correct); /* also without rows: batch norm's
+                                                                             reductions need every process */
+    int sig = (int)dn_tr_signal_caught;
+    dn_mpi_combine_floats(&r->shard, r->grads, m->n_trainable, r->mpi_scratch);
+    dn_mpi_combine_step(&r->shard, &loss, correct, &sig);
+    dn_tr_signal_caught = sig;
+    if (!isfinite(loss))
+        return loss;
+#else
     if (m->train_step_adam && st->optim.type == DN_OPTIM_ADAM && !(clip > 0)) {
         dn_adam_coef c;
         dn_adam_coefs_at(&st->adam, r->lr, st->step + 1, &c);
@@ -435,6 +472,7 @@ static double dn_tr_train_batch(dn_tr_run *r, const dn_train_state *st, const dn
     double loss = m->train_step(r->params, r->grads, r->ws, b, correct);
     if (!isfinite(loss))
         return loss;
+#endif
     if (clip > 0) {
         *norm = dn_grad_norm(r->grads, m->n_trainable);
         if (!isfinite(*norm))
@@ -452,11 +490,18 @@ static int dn_tr_step(dn_tr_run *r, dn_train_state *st) {
     int64_t start = st->batch * (int64_t)r->o->batch_size;
     int64_t left = (int64_t)r->split.n_fit - start;
     int rows = left < r->o->batch_size ? (int)left : r->o->batch_size;
-    dn_dataset_gather(&r->train, r->perm + start, rows, m->defaults.norm_mean,
+    int lo = 0, hi = rows; /* the rows this process trains on */
+#ifdef DN_MPI
+    dn_shard_plan(&r->shard, rows);
+    dn_shard_rows(&r->shard, rows, dn_mpi_rank, &lo, &hi);
+    dn_mpi_use_shard(&r->shard);
+#endif
+    dn_dataset_gather(&r->train, r->perm + start + lo, hi - lo, m->defaults.norm_mean,
                       m->defaults.norm_std, r->x, r->y);
-    dn_batch b = {.n = rows, .x = r->x, .y = r->y, .seed = st->seed, .step = (uint64_t)st->step};
+    dn_batch b = {.n = hi - lo, .x = r->x, .y = r->y, .seed = st->seed, .step = (uint64_t)st->step,
+                  .row0 = lo, .n_total = rows};
     if (m->regression) {
-        dn_data_gather_targets(&r->train, r->perm + start, rows, r->t);
+        dn_data_gather_targets(&r->train, r->perm + start + lo, hi - lo, r->t);
         b.t = r->t;
     }
     int correct = 0;
@@ -489,6 +534,10 @@ static int dn_tr_interrupted(dn_tr_run *r, const dn_train_state *st) {
     fflush(stdout);
     dn_progress_clear(&r->progress);
     dn_steplog_flush(&r->steplog);
+#ifdef DN_MPI
+    if (dn_mpi_rank != 0)
+        return 128 + sig; /* process 0 reports and saves */
+#endif
     if (!r->o->save) {
         fprintf(stderr, "%s: interrupted at step %" PRId64 "; no --save given, state not saved\n",
                 r->o->prog, st->step);
@@ -633,6 +682,9 @@ static int dn_tr_epoch(dn_tr_run *r, dn_train_state *st) {
     int64_t every = r->o->checkpoint_every;
     if (every && st->step % every == 0 && st->step > 0 && dn_tr_save_state(r, st) != DN_EXIT_OK)
         return DN_EXIT_OUTPUT;
+#ifdef DN_MPI
+    dn_tr_signal_caught = dn_mpi_max_int((int)dn_tr_signal_caught); /* one caught during the evaluation */
+#endif
     return dn_tr_signal_caught ? dn_tr_interrupted(r, st) : DN_EXIT_OK;
 }
 
@@ -721,6 +773,17 @@ static void dn_tr_print_header(const dn_tr_run *r, int threads) {
 }
 
 int dn_cmd_train(const dn_model *m, const dn_opts *o) {
+#ifdef DN_MPI
+    /* Process 0 alone prints and writes files; the others read the same
+     * inputs (--resume, --init) and train on their shares. */
+    dn_opts quiet_opts;
+    if (dn_mpi_rank != 0) {
+        quiet_opts = *o;
+        quiet_opts.save = quiet_opts.metrics = quiet_opts.log_steps = NULL;
+        quiet_opts.quiet = 1;
+        o = &quiet_opts;
+    }
+#endif
     dn_tr_run r;
     memset(&r, 0, sizeof r);
     r.m = m;
@@ -740,6 +803,10 @@ int dn_cmd_train(const dn_model *m, const dn_opts *o) {
         r.lr = dn_tr_lr_now(&r, &st);
     if (rc == DN_EXIT_OK)
         rc = dn_tr_open_outputs(&r, &st);
+#ifdef DN_MPI
+    if (dn_mpi_max_int(rc) != DN_EXIT_OK) /* one process could not start: all stop, none waits */
+        dn_mpi_abort(rc != DN_EXIT_OK ? rc : DN_EXIT_FAIL);
+#endif
     if (rc == DN_EXIT_OK) {
         dn_tr_print_header(&r, threads);
         dn_tr_signals sigs;
@@ -757,6 +824,20 @@ int dn_cmd_train(const dn_model *m, const dn_opts *o) {
 }
 
 /* ---- entry point ------------------------------------------------------------- */
+
+#ifdef DN_MPI
+int dn_main_mpi(const dn_model *m, int argc, char **argv) {
+    dn_mpi_start(&argc, &argv);
+    dn_batch_reduce = dn_mpi_reduce_doubles;
+    if (dn_mpi_rank != 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "process %d: cannot silence standard output\n", dn_mpi_rank);
+        dn_mpi_abort(DN_EXIT_OUTPUT);
+    }
+    int rc = dn_main(m, argc, argv);
+    dn_mpi_stop();
+    return rc;
+}
+#endif
 
 int dn_main(const dn_model *m, int argc, char **argv) {
     dn_opts o;

@@ -281,7 +281,7 @@ START_TEST(test_version) {
 }
 END_TEST
 
-#define USAGE_LINE "usage: dngen SPEC.yaml -o OUT.c [--standalone] [--target portable|native|x86-64-v3|generic]\n"
+#define USAGE_LINE "usage: dngen SPEC.yaml -o OUT.c [--standalone] [--mpi] [--target portable|native|x86-64-v3|generic]\n"
 
 START_TEST(test_no_spec) {
     run r;
@@ -475,11 +475,12 @@ END_TEST
  *     512: 230,328 floats; 3 copies (params, Adam m, v) = 2,763,936 bytes = 2.64 MiB
  *   work space per row: input mask and h 2 * 784; fc1 a, mask, h, d, z
  *     5 * 256; fc2 a, d 2 * 104; fc3 a, d 2 * 16; row loss and hit 2:
- *     3,090; once: fc1's statistics 5 * 256 + W^T scratch of fc2 256 * 104
- *     = 27,904 (fc3 is the fused head: its W^T lives on the stack);
- *     256 * 3,090 + 27,904 = 818,944 floats = 3,275,776 bytes = 3.12 MiB
+ *     3,090; once: fc1's statistics 5 * 256 + its sums in double (2 * 256
+ *     doubles) 4 * 256 + W^T scratch of fc2 256 * 104 = 28,928 (fc3 is the
+ *     fused head: its W^T lives on the stack);
+ *     256 * 3,090 + 28,928 = 819,968 floats = 3,279,872 bytes = 3.13 MiB
  *   input batch: 256 * 784 floats = 802,816 bytes = 0.77 MiB
- *   total 6,842,528 bytes = 6.53 MiB */
+ *   total 6,846,624 bytes = 6.53 MiB */
 static const char summary_dense_yaml[] =
     "name: d\n"
     "input: {size: 784, dropout: 0.2}\n"
@@ -505,7 +506,7 @@ static const char summary_dense_table[] =
     "\n"
     "memory a training run allocates: 6.53 MiB (float32; the data set not counted)\n"
     "  parameters, Adam m and v  3 x 230,328 floats                    2.64 MiB\n"
-    "  work space                256 rows x 3,090 + 27,904 floats      3.12 MiB\n"
+    "  work space                256 rows x 3,090 + 28,928 floats      3.13 MiB\n"
     "  input batch               256 rows x 784 floats                 0.77 MiB\n"
     "  (256 rows: training batches of 50, evaluation batches of 256)\n";
 
@@ -570,9 +571,10 @@ static const char summary_conv_table[] =
  *     8), fc1 8 * 64 + 8, running mean and var 8 + 8: 592 floats; 3 copies
  *     7,104 bytes = 0.01 MiB
  *   work space per row: conv1 a, mask, h, d and z 5 * 64; fc1 a, d 2 * 8;
- *     row loss and hit 2: 338; once: conv1's statistics 5 * 8 = 40 (fc1 is
- *     the fused head); 256 * 338 + 40 = 86,568 floats = 346,272 bytes = 0.33 MiB
- *   input batch 256 * 36 floats = 36,864 bytes = 0.04 MiB; total 390,240
+ *     row loss and hit 2: 338; once: conv1's statistics 5 * 8 and its sums
+ *     in double (2 * 8 doubles) 4 * 8 = 72 (fc1 is the fused head);
+ *     256 * 338 + 72 = 86,600 floats = 346,400 bytes = 0.33 MiB
+ *   input batch 256 * 36 floats = 36,864 bytes = 0.04 MiB; total 390,368
  *   bytes = 0.37 MiB */
 static const char summary_bn2d_yaml[] =
     "name: b\n"
@@ -599,7 +601,7 @@ static const char summary_bn2d_table[] =
     "\n"
     "memory a training run allocates: 0.37 MiB (float32; the data set not counted)\n"
     "  parameters, Adam m and v  3 x 592 floats                  0.01 MiB\n"
-    "  work space                256 rows x 338 + 40 floats      0.33 MiB\n"
+    "  work space                256 rows x 338 + 72 floats      0.33 MiB\n"
     "  input batch               256 rows x 36 floats            0.04 MiB\n"
     "  (256 rows: training batches of 16, evaluation batches of 256)\n";
 

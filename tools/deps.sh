@@ -2,8 +2,8 @@
 # Installs the Debian packages dngen needs that are missing (as root, or through
 # sudo). Usage: tools/deps.sh [--data] [--arm64] [--mpi]
 #   --data    adds the Fashion-MNIST dataset
-#   --mpi     adds Open MPI (mpicc, mpirun) for bench/mpi_reduce.sh and the
-#             data-parallel trainer of docs/distributed.md
+#   --mpi     adds Open MPI (mpicc, mpirun) for bench/mpi_reduce.sh, the
+#             data-parallel trainer of docs/distributed.md and tests/check_mpi.c
 #   --arm64   adds the ARM64 cross compiler, qemu-user and arm64 zlib (the
 #             dpkg architecture arm64 is added first) for tests/check_arm64.c
 #

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: installs missing packages, then
-#   0. installs what is missing (tools/deps.sh --arm64);
+#   0. installs what is missing (tools/deps.sh --arm64 --mpi);
 #   1. builds with -Werror and runs the Check suites through CTest (build/;
 #      tests are built only with -DBUILD_TESTING=ON, off in a plain build);
 #   2. installs the CMake package and builds a consumer (tools/consumer-test.sh);
@@ -16,7 +16,7 @@ jobs=$(nproc)
 stage() { printf '\n==== test.sh: %s\n' "$*"; }
 
 stage "dependencies (tools/deps.sh)"
-tools/deps.sh --arm64   # the ARM64 cross toolchain and qemu-user for check_arm64
+tools/deps.sh --arm64 --mpi   # the ARM64 cross toolchain and qemu-user (check_arm64), Open MPI (check_mpi)
 
 stage "build + ctest (build/, -Werror)"
 cmake -S . -B build -DDNGEN_WERROR=ON -DBUILD_TESTING=ON

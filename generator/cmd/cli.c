@@ -26,11 +26,12 @@ typedef struct {
     int inference;       /* --inference: predictor with built-in weights */
     const char *weights; /* --weights FILE */
     dn_target target;    /* --target */
+    int mpi;             /* --mpi */
 } cli_opts;
 
 static void print_usage(FILE *f) {
     fprintf(f,
-            "usage: dngen SPEC.yaml -o OUT.c [--standalone] [--target portable|native|x86-64-v3|generic]\n"
+            "usage: dngen SPEC.yaml -o OUT.c [--standalone] [--mpi] [--target portable|native|x86-64-v3|generic]\n"
             "       dngen SPEC.yaml --inference --weights W.safetensors -o PREDICT.c\n"
             "       dngen SPEC.yaml --check\n"
             "       dngen plot RUN.csv... -o CHART.svg [--metric acc|loss|both]\n"
@@ -58,6 +59,9 @@ static void print_help(FILE *f) {
             "  --standalone    include the runtime, so that\n"
             "                    cc -O2 -fopenmp OUT.c -o model -lz -lm\n"
             "                  builds the trainer with nothing else present\n"
+            "  --mpi           a distributed trainer: built with mpicc against libdnrt_mpi,\n"
+            "                  run under mpirun or srun; the same bits at any process\n"
+            "                  count (docs/distributed.md)\n"
             "  --check         validate the spec only\n"
             "  -h, --help      this text\n"
             "  --version       print the version\n"
@@ -97,6 +101,8 @@ static int parse_args(int argc, char **argv, cli_opts *o, FILE *out, FILE *err) 
             o->standalone = 1;
         } else if (strcmp(a, "--inference") == 0) {
             o->inference = 1;
+        } else if (strcmp(a, "--mpi") == 0) {
+            o->mpi = 1;
         } else if (strcmp(a, "--weights") == 0 || strcmp(a, "--target") == 0) {
             if (i + 1 >= argc) {
                 fprintf(err, "dngen: %s needs an argument\n", a);
@@ -131,6 +137,10 @@ static int parse_args(int argc, char **argv, cli_opts *o, FILE *out, FILE *err) 
     if (!o->spec) {
         fprintf(err, "dngen: no spec file given\n");
         print_usage(err);
+        return -1;
+    }
+    if (o->mpi && (o->standalone || o->inference)) {
+        fprintf(err, "dngen: --mpi goes with neither --standalone nor --inference (it links libdnrt_mpi)\n");
         return -1;
     }
     if (o->inference != (o->weights != NULL)) {
@@ -191,7 +201,7 @@ int dngen_main(int argc, char **argv, FILE *out, FILE *err) {
     int status = dngen_load_spec(o.spec, spec, err);
     if (status == DNGEN_EXIT_OK && !o.check_only) {
         dn_buf text = {0};
-        dn_emit_opts eo = {.standalone = o.standalone, .target = o.target};
+        dn_emit_opts eo = {.standalone = o.standalone, .target = o.target, .mpi = o.mpi};
         dn_weights w = {0};
         if (o.inference && dn_weights_load(o.weights, spec, &w, err) != 0) {
             status = DNGEN_EXIT_USAGE;

@@ -64,7 +64,7 @@ typedef struct {
     const char *ix, *at, *cnt;
 } feature_names;
 
-static const feature_names FLAT_NAMES = {"[j]", "u + j", "n"}, IMAGE_NAMES = {"", "c", "cnt"};
+static const feature_names FLAT_NAMES = {"[j]", "u + j", "n_all"}, IMAGE_NAMES = {"", "c", "cnt"};
 
 /* The statements that turn a feature's sum and sq (and mean) into its
  * statistics in stats [5][K]. */
@@ -84,21 +84,42 @@ static void emit_batch_stats_flat(dn_buf *b, const dn_plan *p, const dn_op *L) {
     int S = L->out.stride;
     dn_buf_line(b, "/* Batch statistics of z [n, %d] (n >= 2) into stats [5][%d]: mean, 1/sqrt(var + eps),", L->out.width, S);
     dn_buf_line(b, " * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums");
-    dn_buf_line(b, " * run over the rows in order, in double; 8 units side by side. */");
+    dn_buf_line(b, " * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units");
+    dn_buf_line(b, " * side by side. The sums pass through red [2][%d] (doubles), where dn_reduce_across", S);
+    dn_buf_line(b, " * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */");
     dn_buf_line(b, "static void %s_%s_bn_batch(const float *restrict z, const float *restrict gamma,", p->name, L->name);
-    dn_buf_line(b, "        const float *restrict beta, float *restrict stats, int n) {");
+    dn_buf_line(b, "        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {");
     b->indent++;
+    const int depth = dn_tree_depth(p->spec->train.batch_size);
     open_groups(b, S);
-    dn_buf_line(b, "double sum[8] = {0}, sq[8] = {0};");
+    dn_buf_line(b, "double sum[8];");
+    dn_emit_chunks_open(b, "double", "s", depth, "8");
+    dn_buf_line(b, "double part[8] = {0};");
+    dn_buf_line(b, "for (int r = c0; r < c1; r++)");
+    dn_buf_line(b, "    for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * %d + u + j];", S);
+    dn_emit_chunks_close(b, "double", "s", "part", "8", "sum");
+    dn_buf_line(b, "for (int j = 0; j < 8; j++) red[u + j] = sum[j];");
+    dn_buf_close(b);
+    dn_buf_line(b, "dn_reduce_across(red, %d);", S);
+    open_groups(b, S);
+    dn_buf_line(b, "double sq[8];");
     dn_buf_line(b, "float mean[8];");
-    dn_buf_line(b, "for (int r = 0; r < n; r++)");
-    dn_buf_line(b, "    for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * %d + u + j];", S);
-    dn_buf_line(b, "for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);");
-    dn_buf_line(b, "for (int r = 0; r < n; r++)");
+    dn_buf_line(b, "for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);");
+    dn_emit_chunks_open(b, "double", "q", depth, "8");
+    dn_buf_line(b, "double part[8] = {0};");
+    dn_buf_line(b, "for (int r = c0; r < c1; r++)");
     dn_buf_line(b, "    for (int j = 0; j < 8; j++) {");
     dn_buf_line(b, "        const float e = z[(size_t)r * %d + u + j] - mean[j];", S);
-    dn_buf_line(b, "        sq[j] += (double)(e * e);");
+    dn_buf_line(b, "        part[j] += (double)(e * e);");
     dn_buf_line(b, "    }");
+    dn_emit_chunks_close(b, "double", "q", "part", "8", "sq");
+    dn_buf_line(b, "for (int j = 0; j < 8; j++) red[%d + u + j] = sq[j];", S);
+    dn_buf_close(b);
+    dn_buf_line(b, "dn_reduce_across(red + %d, %d);", S, S);
+    open_groups(b, S);
+    dn_buf_line(b, "const double *sq = red + %d + u;", S);
+    dn_buf_line(b, "float mean[8];");
+    dn_buf_line(b, "for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);");
     dn_buf_line(b, "for (int j = 0; j < 8; j++) {");
     b->indent++;
     emit_stats_final(b, L, FLAT_NAMES);
@@ -109,9 +130,9 @@ static void emit_batch_stats_flat(dn_buf *b, const dn_plan *p, const dn_op *L) {
 }
 
 /* The loop over an image's channels, one task each, as an omp for: opens
- * channel c, with cnt (the values per channel: n * h * w) declared before. */
+ * channel c. Every such loop of a kernel gives a thread the same channels
+ * (static schedule, same count). */
 static void open_channels(dn_buf *b, const dn_op *L) {
-    dn_buf_line(b, "const int64_t cnt = (int64_t)n * %d;", L->bn_plane);
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int c = 0; c < %d; c++) {", L->bn_features);
     b->indent++;
@@ -121,6 +142,13 @@ static void open_channels(dn_buf *b, const dn_op *L) {
  * plane in row r. */
 static void open_channel_rows(dn_buf *b, const dn_op *L) {
     dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+    b->indent++;
+    dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)c * %d;", L->out.stride, L->bn_plane);
+}
+
+/* The same over the rows [c0, c1) of a chunk. */
+static void open_chunk_rows(dn_buf *b, const dn_op *L) {
+    dn_buf_line(b, "for (int r = c0; r < c1; r++) {");
     b->indent++;
     dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)c * %d;", L->out.stride, L->bn_plane);
 }
@@ -186,23 +214,43 @@ static void emit_batch_stats_image(dn_buf *b, const dn_plan *p, const dn_op *L) 
     dn_buf_line(b, "/* Batch statistics of z [n, %d, %d, %d] (n >= 2) per channel into stats [5][%d]: mean,", o.c, o.h,
                 o.w, L->bn_width);
     dn_buf_line(b, " * 1/sqrt(var + eps), alpha = gamma/std, shift = beta - mean * alpha, unbiased variance,");
-    dn_buf_line(b, " * each over the channel's n * %d values. Sums in double over the rows in order, each", L->bn_plane);
-    dn_buf_line(b, " * row's plane in order into 8 lanes (position mod 8), then the lanes in order; one task");
-    dn_buf_line(b, " * per channel. */");
+    dn_buf_line(b, " * each over the channel's n * %d values. Sums in double over a chunk's rows in order,", L->bn_plane);
+    dn_buf_line(b, " * each row's plane in order into 8 lanes (position mod 8), then the lanes in order, then");
+    dn_buf_line(b, " * the chunks in the tree; one task per channel. The sums pass through red [2][%d]", L->bn_width);
+    dn_buf_line(b, " * (doubles), where dn_reduce_across combines the processes' shares under MPI. */");
     dn_buf_line(b, "static void %s_%s_bn_batch(const float *restrict z, const float *restrict gamma,", p->name, L->name);
-    dn_buf_line(b, "        const float *restrict beta, float *restrict stats, int n) {");
+    dn_buf_line(b, "        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {");
     b->indent++;
+    const int depth = dn_tree_depth(p->spec->train.batch_size), K = L->bn_width;
+    dn_buf_line(b, "const int64_t cnt = (int64_t)n_all * %d;", L->bn_plane);
     open_channels(b, L);
-    dn_buf_line(b, "double sum8[8] = {0}, sq8[8] = {0};");
-    open_channel_rows(b, L);
+    dn_buf_line(b, "double sum;");
+    dn_emit_chunks_open(b, "double", "s", depth, "1");
+    dn_buf_line(b, "double sum8[8] = {0};");
+    open_chunk_rows(b, L);
     emit_plane_lanes(b, L, body_sum);
     dn_buf_close(b);
-    emit_lane_total(b, "sum", "sum8");
-    dn_buf_line(b, "const float mean = (float)(sum / cnt);");
-    open_channel_rows(b, L);
+    emit_lane_total(b, "part", "sum8");
+    dn_emit_chunks_close(b, "double", "s", "&part", "1", "&sum");
+    dn_buf_line(b, "red[c] = sum;");
+    dn_buf_close(b);
+    dn_buf_line(b, "dn_reduce_across(red, %d);", K);
+    open_channels(b, L);
+    dn_buf_line(b, "double sq;");
+    dn_buf_line(b, "const float mean = (float)(red[c] / cnt);");
+    dn_emit_chunks_open(b, "double", "q", depth, "1");
+    dn_buf_line(b, "double sq8[8] = {0};");
+    open_chunk_rows(b, L);
     emit_plane_lanes(b, L, body_sq);
     dn_buf_close(b);
-    emit_lane_total(b, "sq", "sq8");
+    emit_lane_total(b, "part", "sq8");
+    dn_emit_chunks_close(b, "double", "q", "&part", "1", "&sq");
+    dn_buf_line(b, "red[%d + c] = sq;", K);
+    dn_buf_close(b);
+    dn_buf_line(b, "dn_reduce_across(red + %d, %d);", K, K);
+    open_channels(b, L);
+    dn_buf_line(b, "const double sq = red[%d + c];", K);
+    dn_buf_line(b, "const float mean = (float)(red[c] / cnt);");
     emit_stats_final(b, L, IMAGE_NAMES);
     dn_buf_close(b);
     dn_buf_line(b, "dn_sync();");
@@ -307,11 +355,12 @@ static void emit_backward_signature(dn_buf *b, const dn_plan *p, const dn_op *L,
                     L->name);
         dn_buf_line(b, "        const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,");
         dn_buf_line(b, "        float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,");
-        dn_buf_line(b, "        float *restrict run_var, int n) {");
+        dn_buf_line(b, "        float *restrict run_var, double *restrict red, int n, int n_all) {");
     } else {
         dn_buf_line(b, "static void %s_%s_bn_backward(float *restrict d, const float *restrict z,", p->name, L->name);
         dn_buf_line(b, "        const float *restrict stats, const float *restrict gamma, float *restrict dgamma,");
-        dn_buf_line(b, "        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {");
+        dn_buf_line(b, "        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,");
+        dn_buf_line(b, "        int n, int n_all) {");
     }
 }
 
@@ -324,8 +373,10 @@ static void emit_backward_final(dn_buf *b, const dn_op *L, int adam, feature_nam
         dn_buf_line(b, "dn_adam1(gamma + %s, m + %s, v + %s, (float)dot%s * istd%s, ac);", f.at, f.at, f.at, f.ix, f.ix);
         dn_buf_line(b, "dn_adam1(beta + %s, m + %d + %s, v + %d + %s, (float)sum%s, ac);", f.at, K, f.at, K, f.at, f.ix);
     } else {
-        dn_buf_line(b, "dgamma[%s] = (float)dot%s * istd%s;", f.at, f.ix, f.ix);
-        dn_buf_line(b, "dbeta[%s] = (float)sum%s;", f.at, f.ix);
+        /* the sums are the whole batch's: under MPI the share of row 0 carries
+         * them, the others add -0.0f (x + -0.0f is x, zeros' signs included) */
+        dn_buf_line(b, "dgamma[%s] = dn_row_base ? -0.0f : (float)dot%s * istd%s;", f.at, f.ix, f.ix);
+        dn_buf_line(b, "dbeta[%s] = dn_row_base ? -0.0f : (float)sum%s;", f.at, f.ix);
     }
     dn_buf_line(b, "const float mom = %s;", L->bn_momentum);
     dn_buf_line(b, "run_mean[%s] = mom * mean%s + (1.0f - mom) * run_mean[%s];", f.at, f.ix, f.at);
@@ -348,19 +399,31 @@ static void emit_backward_flat(dn_buf *b, const dn_plan *p, const dn_op *L, int 
     emit_backward_signature(b, p, L, adam);
     b->indent++;
     open_groups(b, S);
-    dn_buf_line(b, "const float *mean = stats + %d + u, *istd = stats + %d + u;", ST_MEAN * S, ST_ISTD * S);
-    dn_buf_line(b, "double sum[8] = {0}, dot[8] = {0};");
-    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+    dn_buf_line(b, "const float *mean = stats + %d + u;", ST_MEAN * S);
+    dn_buf_line(b, "double res[16]; /* sums of d, then of (z - mean) d */");
+    dn_emit_chunks_open(b, "double", "s", dn_tree_depth(p->spec->train.batch_size), "16");
+    dn_buf_line(b, "double part[16] = {0};");
+    dn_buf_line(b, "for (int r = c0; r < c1; r++) {");
     dn_buf_line(b, "    const float *dr = d + (size_t)r * %d + u, *zr = z + (size_t)r * %d + u;", S, S);
     dn_buf_line(b, "    for (int j = 0; j < 8; j++) {");
-    dn_buf_line(b, "        sum[j] += dr[j];");
-    dn_buf_line(b, "        dot[j] += (double)((zr[j] - mean[j]) * dr[j]);");
+    dn_buf_line(b, "        part[j] += dr[j];");
+    dn_buf_line(b, "        part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);");
     dn_buf_line(b, "    }");
     dn_buf_line(b, "}");
+    dn_emit_chunks_close(b, "double", "s", "part", "16", "res");
+    dn_buf_line(b, "for (int j = 0; j < 8; j++) {");
+    dn_buf_line(b, "    red[u + j] = res[j];");
+    dn_buf_line(b, "    red[%d + u + j] = res[8 + j];", S);
+    dn_buf_line(b, "}");
+    dn_buf_close(b);
+    dn_buf_line(b, "dn_reduce_across(red, %d);", 2 * S);
+    open_groups(b, S);
+    dn_buf_line(b, "const float *mean = stats + %d + u, *istd = stats + %d + u;", ST_MEAN * S, ST_ISTD * S);
+    dn_buf_line(b, "const double *sum = red + u, *dot = red + %d + u;", S);
     dn_buf_line(b, "float k[8], mean_d[8], scale[8];");
     dn_buf_line(b, "for (int j = 0; j < 8; j++) {");
-    dn_buf_line(b, "    k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;");
-    dn_buf_line(b, "    mean_d[j] = (float)(sum[j] / n);");
+    dn_buf_line(b, "    k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;");
+    dn_buf_line(b, "    mean_d[j] = (float)(sum[j] / n_all);");
     dn_buf_line(b, "    scale[j] = istd[j] * gamma[u + j];");
     dn_buf_line(b, "}");
     dn_buf_line(b, "for (int r = 0; r < n; r++) {");
@@ -396,15 +459,27 @@ static void emit_backward_image(dn_buf *b, const dn_plan *p, const dn_op *L, int
     }
     emit_backward_signature(b, p, L, adam);
     b->indent++;
+    dn_buf_line(b, "const int64_t cnt = (int64_t)n_all * %d;", P);
     open_channels(b, L);
-    dn_buf_line(b, "const float mean = stats[%d + c], istd = stats[%d + c];", ST_MEAN * K, ST_ISTD * K);
+    dn_buf_line(b, "const float mean = stats[%d + c];", ST_MEAN * K);
+    dn_buf_line(b, "double res[2]; /* the sums of d and of (z - mean) d */");
+    dn_emit_chunks_open(b, "double", "s", dn_tree_depth(p->spec->train.batch_size), "2");
     dn_buf_line(b, "double sum8[8] = {0}, dot8[8] = {0};");
-    open_channel_rows(b, L);
+    open_chunk_rows(b, L);
     dn_buf_line(b, "const float *dr = d + at, *zr = z + at;");
     emit_plane_lanes(b, L, body_sum_dot);
     dn_buf_close(b);
     emit_lane_total(b, "sum", "sum8");
     emit_lane_total(b, "dot", "dot8");
+    dn_buf_line(b, "double part[2] = {sum, dot};");
+    dn_emit_chunks_close(b, "double", "s", "part", "2", "res");
+    dn_buf_line(b, "red[c] = res[0];");
+    dn_buf_line(b, "red[%d + c] = res[1];", K);
+    dn_buf_close(b);
+    dn_buf_line(b, "dn_reduce_across(red, %d);", 2 * K);
+    open_channels(b, L);
+    dn_buf_line(b, "const float mean = stats[%d + c], istd = stats[%d + c];", ST_MEAN * K, ST_ISTD * K);
+    dn_buf_line(b, "const double sum = red[c], dot = red[%d + c];", K);
     dn_buf_line(b, "const float k = (float)dot * istd * istd / (float)cnt;");
     dn_buf_line(b, "const float mean_d = (float)(sum / cnt);");
     dn_buf_line(b, "const float scale = istd * gamma[c];");
@@ -463,8 +538,8 @@ static void bn_forward(dn_buf *b, const dn_plan *p, const dn_op *op, int train) 
     const char *m = p->name, *nm = op->name;
     char extra[4 * DN_EXPR_MAX];
     if (train)
-        dn_buf_line(b, "%s_%s_bn_batch(%s, params + %zu, params + %zu, %s, n);", m, nm, op->z, op->g_off,
-                    op->beta_off, op->stats);
+        dn_buf_line(b, "%s_%s_bn_batch(%s, params + %zu, params + %zu, %s, %s, n, n_all);", m, nm, op->z,
+                    op->g_off, op->beta_off, op->stats, op->red);
     else
         dn_buf_line(b, "%s_%s_bn_running(params + %zu, params + %zu, params + %zu, params + %zu, %s);", m, nm,
                     op->rm_off, op->rv_off, op->g_off, op->beta_off, op->stats);
@@ -475,13 +550,13 @@ static void bn_forward(dn_buf *b, const dn_plan *p, const dn_op *op, int train) 
 static void bn_backward(dn_buf *b, const dn_plan *p, const dn_op *op) {
     dn_buf_line(b, "%s_%s_bn_backward(%s, %s, %s, params + %zu, grads + %zu, grads + %zu,", p->name, op->name,
                 op->out.d, op->z, op->stats, op->g_off, op->g_off, op->beta_off);
-    dn_buf_line(b, "        params + %zu, params + %zu, n);", op->rm_off, op->rv_off);
+    dn_buf_line(b, "        params + %zu, params + %zu, %s, n, n_all);", op->rm_off, op->rv_off, op->red);
 }
 
 static void bn_backward_adam(dn_buf *b, const dn_plan *p, const dn_op *op) {
     dn_buf_line(b, "%s_%s_bn_backward_adam(%s, %s, %s, params + %zu, params + %zu, m + %zu, v + %zu,", p->name,
                 op->name, op->out.d, op->z, op->stats, op->g_off, op->beta_off, op->g_off, op->g_off);
-    dn_buf_line(b, "        ac, params + %zu, params + %zu, n);", op->rm_off, op->rv_off);
+    dn_buf_line(b, "        ac, params + %zu, params + %zu, %s, n, n_all);", op->rm_off, op->rv_off, op->red);
 }
 
 const dn_kind dn_kind_batchnorm = {

@@ -295,19 +295,24 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
 /* The sums of a filter's weight gradient into g[taps] and gb, for the
  * filter `c` of the task: each element sums over rows, then output rows,
  * then columns, in that order. */
-static void emit_bw_sums_scalar(dn_buf *b, const dn_op *op) {
+static void emit_bw_sums_scalar(dn_buf *b, const dn_op *op, int depth) {
     const dn_shape in = op->in.shape, out = op->out.shape;
-    const int plane = out.h * out.w;
-    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+    const int plane = out.h * out.w, taps = in.c * op->kh * op->kw;
+    char len[24];
+    snprintf(len, sizeof len, "%d", taps + 1);
+    dn_buf_line(b, "float res[%d];", taps + 1);
+    dn_emit_chunks_open(b, "float", "w", depth, len);
+    dn_buf_line(b, "float part[%d] = {0};", taps + 1);
+    dn_buf_line(b, "for (int r = c0; r < c1; r++) {");
     b->indent++;
     dn_buf_line(b, "const float *dr = d + (size_t)r * %d + (size_t)c * %d;", op->out.stride, plane);
     dn_buf_line(b, "float sb = 0.0f;");
     dn_buf_line(b, "for (int i = 0; i < %d; i++) sb += dr[i];", plane);
-    dn_buf_line(b, "gb += sb;");
+    dn_buf_line(b, "part[%d] += sb;", taps);
     dn_buf_line(b, "for (int ci = 0; ci < %d; ci++) {", in.c);
     b->indent++;
     dn_buf_line(b, "const float *xc = x + (size_t)r * %d + (size_t)ci * %d;", op->in.stride, in.h * in.w);
-    dn_buf_line(b, "float *gc = g + ci * %d;", op->kh * op->kw);
+    dn_buf_line(b, "float *gc = part + ci * %d;", op->kh * op->kw);
     for (int ky = 0; ky < op->kh; ky++)
         for (int kx = 0; kx < op->kw; kx++) {
             int y0, y1, x0, x1;
@@ -329,6 +334,9 @@ static void emit_bw_sums_scalar(dn_buf *b, const dn_op *op) {
     dn_buf_line(b, "}");
     b->indent--;
     dn_buf_line(b, "}");
+    dn_emit_chunks_close(b, "float", "w", "part", len, "res");
+    dn_buf_line(b, "memcpy(g, res, sizeof(float) * %d);", taps);
+    dn_buf_line(b, "gb = res[%d];", taps);
 }
 
 /* Whether the weight gradient runs 8 output columns per vector: column
@@ -354,19 +362,28 @@ static int bw_rows_per_pass(const dn_op *op) {
  * the end the lanes are added in order, then the scalar. Each sum's order
  * (rows, output rows, vectors, lanes) is set by the shapes alone and is the
  * same for every nf and any grouping of kernel rows into passes. */
-static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int nf) {
+static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int nf, int depth) {
     const dn_shape in = op->in.shape, out = op->out.shape;
     const int plane = out.h * out.w, taps = in.c * op->kh * op->kw, per = bw_rows_per_pass(op);
     const int wide = nf > 1, nv = wide ? nf / 2 : 1;
     for (int f = 0; f < nf; f++) {
-        dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+        dn_buf_line(b, "{ /* the bias gradient of filter c + %d */", f);
+        b->indent++;
+        dn_buf_line(b, "float sum;");
+        dn_emit_chunks_open(b, "float", "b", depth, "1");
+        dn_buf_line(b, "float part = 0.0f;");
+        dn_buf_line(b, "for (int r = c0; r < c1; r++) {");
         dn_buf_line(b, "    const float *dr = d + (size_t)r * %d + (size_t)(c + %d) * %d;", op->out.stride, f, plane);
         dn_buf_line(b, "    float sb = 0.0f;");
         dn_buf_line(b, "    for (int i = 0; i < %d; i++) sb += dr[i];", plane);
+        dn_buf_line(b, "    part += sb;");
+        dn_buf_line(b, "}");
+        dn_emit_chunks_close(b, "float", "b", "&part", "1", "&sum");
         if (wide)
-            dn_buf_line(b, "    gb[%d] += sb;", f);
+            dn_buf_line(b, "gb[%d] = sum;", f);
         else
-            dn_buf_line(b, "    gb += sb;");
+            dn_buf_line(b, "gb = sum;");
+        b->indent--;
         dn_buf_line(b, "}");
     }
     dn_buf_line(b, "for (int ci = 0; ci < %d; ci++) {", in.c);
@@ -384,12 +401,18 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int nf) {
         if (!any) continue;
         dn_buf_line(b, "{ /* kernel rows %d to %d */", ky0, ky1 - 1);
         b->indent++;
+        /* the pass's sums, one per tap and filter (tap-major), chunk by chunk */
+        const int K = (ky1 - ky0) * op->kw * nf;
+        char len[24];
+        snprintf(len, sizeof len, "%d", K);
+        dn_buf_line(b, "float res[%d];", K);
+        dn_emit_chunks_open(b, "float", "w", depth, len);
         for (int ky = ky0; ky < ky1; ky++)
             for (int kx = 0; kx < op->kw; kx++) {
                 for (int v = 0; v < nv; v++) dn_buf_line(b, "%s acc%d_%d_%d = {0};", wide ? "dn_v16" : "dn_v8", v, ky, kx);
                 dn_buf_line(b, "float tail%d_%d[%d] = {0};", ky, kx, nf);
             }
-        dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+        dn_buf_line(b, "for (int r = c0; r < c1; r++) {");
         b->indent++;
         dn_buf_line(b, "const float *dr = d + (size_t)r * %d + (size_t)c * %d;", op->out.stride, plane);
         dn_buf_line(b, "const float *xc = x + (size_t)r * %d + (size_t)ci * %d;", op->in.stride, in.h * in.w);
@@ -464,6 +487,7 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int nf) {
         }
         b->indent--;
         dn_buf_line(b, "}");
+        dn_buf_line(b, "float part[%d];", K);
         for (int ky = ky0; ky < ky1; ky++)
             for (int kx = 0; kx < op->kw; kx++)
                 for (int v = 0; v < nv; v++) {
@@ -476,12 +500,18 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int nf) {
                         dn_buf_line(b, "    {");
                         dn_buf_line(b, "        float sum = 0.0f;");
                         dn_buf_line(b, "        for (int l = 0; l < 8; l++) sum += lanes[%d + l];", 8 * h);
-                        dn_buf_line(b, "        g[%d + ci * %d + %d] = sum + tail%d_%d[%d];", f * taps, op->kh * op->kw,
-                                    ky * op->kw + kx, ky, kx, f);
+                        dn_buf_line(b, "        part[%d] = sum + tail%d_%d[%d];", ((ky - ky0) * op->kw + kx) * nf + f, ky,
+                                    kx, f);
                         dn_buf_line(b, "    }");
                     }
                     dn_buf_line(b, "}");
                 }
+        dn_emit_chunks_close(b, "float", "w", "part", len, "res");
+        for (int ky = ky0; ky < ky1; ky++)
+            for (int kx = 0; kx < op->kw; kx++)
+                for (int f = 0; f < nf; f++)
+                    dn_buf_line(b, "g[%d + ci * %d + %d] = res[%d];", f * taps, op->kh * op->kw, ky * op->kw + kx,
+                                ((ky - ky0) * op->kw + kx) * nf + f);
         b->indent--;
         dn_buf_line(b, "}");
     }
@@ -491,11 +521,11 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int nf) {
 
 /* A filter's weight-gradient sums, vectorized along output columns when
  * the column stride is 1, else plain. */
-static void emit_bw_sums(dn_buf *b, const dn_op *op) {
+static void emit_bw_sums(dn_buf *b, const dn_op *op, int depth) {
     if (bw_vectorized(op))
-        emit_bw_sums_vec(b, op, 1);
+        emit_bw_sums_vec(b, op, 1, depth);
     else
-        emit_bw_sums_scalar(b, op);
+        emit_bw_sums_scalar(b, op, depth);
 }
 
 /* The end of a task's filters [c, c + nf): their sums g (taps floats per
@@ -521,13 +551,13 @@ static void emit_bw_store(dn_buf *b, const dn_op *op, int adam, int nf) {
 
 /* One filter per task, as the narrow kernels (and every non-vectorized
  * one) do it. */
-static void emit_bw_filters(dn_buf *b, const dn_op *op, int adam) {
+static void emit_bw_filters(dn_buf *b, const dn_op *op, int adam, int depth) {
     const int taps = op->in.shape.c * op->kh * op->kw;
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int c = 0; c < %d; c++) {", op->out.shape.c);
     b->indent++;
     dn_buf_line(b, "float g[%d] = {0}, gb = 0.0f;", taps);
-    emit_bw_sums(b, op);
+    emit_bw_sums(b, op, depth);
     emit_bw_store(b, op, adam, 1);
     b->indent--;
     dn_buf_line(b, "}");
@@ -537,7 +567,7 @@ static void emit_bw_filters(dn_buf *b, const dn_op *op, int adam) {
  * multiple of 4) or 2, two per 16-float vector, lane for lane the narrow
  * kernel's sums; an odd last filter alone. Four filters share each load of
  * x among two vectors of accumulators. */
-static void emit_bw_groups(dn_buf *b, const dn_op *op, int adam) {
+static void emit_bw_groups(dn_buf *b, const dn_op *op, int adam, int depth) {
     const int taps = op->in.shape.c * op->kh * op->kw, nf = op->out.shape.c, fg = nf % 4 == 0 ? 4 : 2;
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int t = 0; t < %d; t++) {", (nf + fg - 1) / fg);
@@ -547,14 +577,14 @@ static void emit_bw_groups(dn_buf *b, const dn_op *op, int adam) {
         dn_buf_line(b, "if (c == %d) { /* the last filter alone */", nf - 1);
         b->indent++;
         dn_buf_line(b, "float g[%d] = {0}, gb = 0.0f;", taps);
-        emit_bw_sums_vec(b, op, 1);
+        emit_bw_sums_vec(b, op, 1, depth);
         emit_bw_store(b, op, adam, 1);
         dn_buf_line(b, "continue;");
         b->indent--;
         dn_buf_line(b, "}");
     }
     dn_buf_line(b, "float g[%d] = {0}, gb[%d] = {0};", fg * taps, fg);
-    emit_bw_sums_vec(b, op, fg);
+    emit_bw_sums_vec(b, op, fg, depth);
     emit_bw_store(b, op, adam, fg);
     b->indent--;
     dn_buf_line(b, "}");
@@ -574,21 +604,22 @@ static void emit_backward_w(dn_buf *b, const dn_plan *p, const dn_op *op, int ad
     } else {
         dn_buf_line(b, "/* Weight gradients: dw [%d, %d, %d, %d] = sum over rows of d (x) x, db [%d] = sums of d.",
                     out.c, in.c, op->kh, op->kw, out.c);
-        dn_buf_line(b, " * d [n, %d, %d, %d] (row stride %d). Each element sums rows in order. */", out.c, out.h,
+        dn_buf_line(b, " * d [n, %d, %d, %d] (row stride %d). Each element sums a chunk's rows in order, then the chunks in the tree. */", out.c, out.h,
                     out.w, op->out.stride);
         dn_buf_line(b, "static void %s_%s_backward_w(const float *restrict d, const float *restrict x,", p->name,
                     op->name);
         dn_buf_line(b, "        float *restrict dw, float *restrict db, int n) {");
     }
     b->indent++;
+    const int depth = dn_tree_depth(p->spec->train.batch_size);
     if (bw_vectorized(op) && out.c > 1) {
         dn_buf_line(b, "#if DN_WIDE_TILES");
-        emit_bw_groups(b, op, adam);
+        emit_bw_groups(b, op, adam, depth);
         dn_buf_line(b, "#else");
-        emit_bw_filters(b, op, adam);
+        emit_bw_filters(b, op, adam, depth);
         dn_buf_line(b, "#endif");
     } else {
-        emit_bw_filters(b, op, adam);
+        emit_bw_filters(b, op, adam, depth);
     }
     b->indent--;
     dn_buf_line(b, "}");

@@ -155,8 +155,13 @@ static void emit_bw_tile(dn_buf *b, int ni, void *vctx) {
         dn_buf_line(b, "        dn_prefetch_rw(v + at);");
         dn_buf_line(b, "    }");
     }
+    /* the tile's sums over the rows, chunk by chunk, combined in the tree */
+    char len[24];
+    snprintf(len, sizeof len, "%d", ni * 8 * panels);
+    dn_buf_line(b, "float z[%d][%d];", ni, 8 * panels);
+    dn_emit_chunks_open(b, "float", "t", dn_tree_depth(c->p->spec->train.batch_size), len);
     dn_emit_accumulators(b, ni, panels, c->vp);
-    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+    dn_buf_line(b, "for (int r = c0; r < c1; r++) {");
     b->indent++;
     dn_buf_line(b, "const float *dr = dp + (size_t)r * %d, *xr = xp + (size_t)r * %d;", L->out.stride,
                 L->in.stride);
@@ -164,7 +169,8 @@ static void emit_bw_tile(dn_buf *b, int ni, void *vctx) {
     dn_emit_splat_fmas(b, ni, panels, c->vp, "d", "xr[%d]");
     b->indent--;
     dn_buf_line(b, "}");
-    dn_emit_spill(b, ni, panels, c->vp);
+    dn_emit_spill_to(b, "part", ni, panels, c->vp);
+    dn_emit_chunks_close(b, "float", "t", "&part[0][0]", len, "&z[0][0]");
     /* With 16-float vectors Adam takes inputs in pairs (two inputs of a
      * panel are 16 adjacent floats); the inputs from `single` on one by one.
      * Panel by panel, so that the writes run along one panel at a time:
@@ -199,16 +205,20 @@ static void emit_bw_column(dn_buf *b, int panels, void *vctx) {
     dn_buf_line(b, "if (i0 == 0)");
     dn_buf_line(b, "    for (int j = 0; j < %d; j++) {", panels);
     dn_buf_line(b, "        const int u = (p0 + j) * 8;");
-    dn_buf_line(b, "        dn_v8 sum = {0};");
-    dn_buf_line(b, "        for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * %d + u);", L->out.stride);
-    if (c.adam) {
-        dn_buf_line(b, "        float gs[8];");
-        dn_buf_line(b, "        dn_store8(gs, sum);");
-        dn_buf_line(b, "        dn_adam8(bias + u, m + %d + u, v + %d + u, gs, ac);", L->out.stride * L->in.width,
+    b->indent += 2;
+    dn_buf_line(b, "float gs[8];");
+    dn_emit_chunks_open(b, "float", "s", dn_tree_depth(c.p->spec->train.batch_size), "8");
+    dn_buf_line(b, "dn_v8 sum = {0};");
+    dn_buf_line(b, "for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * %d + u);", L->out.stride);
+    dn_buf_line(b, "float part[8];");
+    dn_buf_line(b, "dn_store8(part, sum);");
+    dn_emit_chunks_close(b, "float", "s", "part", "8", "gs");
+    if (c.adam)
+        dn_buf_line(b, "dn_adam8(bias + u, m + %d + u, v + %d + u, gs, ac);", L->out.stride * L->in.width,
                     L->out.stride * L->in.width);
-    } else {
-        dn_buf_line(b, "        dn_store8(db + u, sum);");
-    }
+    else
+        dn_buf_line(b, "memcpy(db + u, gs, sizeof gs);");
+    b->indent -= 2;
     dn_buf_line(b, "    }");
     dn_buf_line(b, "{");
     b->indent++;
@@ -246,7 +256,7 @@ static void emit_backward_w(dn_buf *b, const dn_plan *p, const dn_op *L, int ada
                     in, out);
         dn_buf_line(b, " * d [n, %d] (row stride %d), x [n, %d] (this layer's input). Each element sums", out,
                     L->out.stride, in);
-        dn_buf_line(b, " * rows in order. */");
+        dn_buf_line(b, " * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */");
         dn_buf_line(b, "static void %s_%s_backward_w(const float *restrict d, const float *restrict x,", p->name,
                     L->name);
         dn_buf_line(b, "        float *restrict dw, float *restrict db, int n) {");
@@ -453,13 +463,13 @@ static void emit_head(dn_buf *b, const dn_plan *p, const dn_op *L) {
     dn_buf_line(b, "        float *restrict a, %s *restrict y, float *restrict d, float *restrict rowloss,",
                 dn_loss_y_type(p));
     dn_buf_line(b, "        float *restrict hits, float *restrict dx, const float *restrict mask_prev,");
-    dn_buf_line(b, "        const float *restrict a_prev, int n) {");
+    dn_buf_line(b, "        const float *restrict a_prev, int n, int n_all) {");
     b->indent++;
     if (!prev->has_mask) dn_buf_line(b, "(void)mask_prev;");
     if (!deriv) dn_buf_line(b, "(void)a_prev;");
     dn_buf_line(b, "_Alignas(64) float wt[%zu];", p->head_wt_floats);
     emit_bx_pack(b, L, "0", (L->in.width + 7) / 8);
-    dn_buf_line(b, "const float inv_n = 1.0f / (float)n;");
+    dn_buf_line(b, "const float inv_n = 1.0f / (float)n_all;");
     dn_buf_line(b, "#if DN_WIDE_TILES");
     emit_head_body(b, p, L, L->fwd.wide, L->bx.wide);
     dn_buf_line(b, "#else");
@@ -503,7 +513,7 @@ static void dense_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forw
 static void dense_head_call(dn_buf *b, const dn_plan *p, const dn_op *op) {
     dn_buf_line(b, "%s_head(%s, params + %zu, params + %zu, %s, %s, %s, bf.rowloss, bf.hits,", p->name,
                 op->in.train, op->w_off, op->b_off, op->out.a, dn_loss_y_field(p), op->out.d);
-    dn_buf_line(b, "        %s, %s, %s, n);", op->in.d, op->in.mask, op->in.deriv_in);
+    dn_buf_line(b, "        %s, %s, %s, n, n_all);", op->in.d, op->in.mask, op->in.deriv_in);
 }
 
 static void dense_forward(dn_buf *b, const dn_plan *p, const dn_op *op, int train) {

@@ -25,6 +25,7 @@ typedef struct {
     int standalone;   /* paste the runtime into the output */
     int inference;    /* an inference-only program (see dn_emit_predictor) */
     dn_target target; /* the -march the banner's build command uses */
+    int mpi;          /* a distributed trainer: main is dn_main_mpi (libdnrt_mpi, mpicc) */
 } dn_emit_opts;
 
 /* Writes the complete trainer source for `s` into `out` (appending).

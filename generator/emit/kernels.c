@@ -86,12 +86,39 @@ void dn_emit_tile_loads(dn_buf *b, int panels, int vp, const char *vec, const ch
 }
 
 /* Spills the accumulators of a rows x `panels` tile into float
- * z[rows][8 * panels]: panel j of row r at z[r][8 * j]. */
-void dn_emit_spill(dn_buf *b, int rows, int panels, int vp) {
-    dn_buf_line(b, "float z[%d][%d];", rows, 8 * panels);
+ * <name>[rows][8 * panels]: panel j of row r at <name>[r][8 * j]. */
+void dn_emit_spill_to(dn_buf *b, const char *name, int rows, int panels, int vp) {
+    dn_buf_line(b, "float %s[%d][%d];", name, rows, 8 * panels);
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < dn_vec_count(panels, vp); j++)
-            dn_buf_line(b, "dn_store%d(&z[%d][%d], c%d%d);", dn_vec_wide(j, panels, vp) ? 16 : 8, r, 8 * vp * j, r, j);
+            dn_buf_line(b, "dn_store%d(&%s[%d][%d], c%d%d);", dn_vec_wide(j, panels, vp) ? 16 : 8, name, r, 8 * vp * j,
+                        r, j);
+}
+
+void dn_emit_spill(dn_buf *b, int rows, int panels, int vp) { dn_emit_spill_to(b, "z", rows, panels, vp); }
+
+int dn_tree_depth(int rows) {
+    int chunks = (rows + DN_CHUNK_ROWS - 1) / DN_CHUNK_ROWS, d = 1;
+    while (d < 31 && (1 << d) <= chunks) d++;
+    return d;
+}
+
+void dn_emit_chunks_open(dn_buf *b, const char *type, const char *tag, int depth, const char *len) {
+    dn_buf_line(b, "%s %s_pend[%d * (%s)];", type, tag, depth, len);
+    dn_buf_line(b, "const int %s_depth = %d;", tag, depth);
+    dn_buf_line(b, "int %s_count = 0;", tag);
+    dn_buf_line(b, "for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {");
+    b->indent++;
+    dn_buf_line(b, "const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;");
+}
+
+void dn_emit_chunks_close(dn_buf *b, const char *type, const char *tag, const char *part, const char *len,
+                          const char *out) {
+    const char *sfx = strcmp(type, "double") == 0 ? "d" : "";
+    dn_buf_line(b, "dn_tree_push%s(%s_pend, %s_depth, &%s_count, %s, %s);", sfx, tag, tag, tag, part, len);
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "dn_tree_finish%s(%s_pend, %s_depth, %s_count, %s, %s);", sfx, tag, tag, tag, out, len);
 }
 
 /* The two-way split of a task into full tiles of `full` along a dimension

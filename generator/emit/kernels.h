@@ -42,6 +42,22 @@ void dn_emit_tile_loads(dn_buf *b, int panels, int vp, const char *vec, const ch
 /* Spills the accumulators into float z[rows][8 * panels]: panel j of row r
  * at z[r][8 * j]. */
 void dn_emit_spill(dn_buf *b, int rows, int panels, int vp);
+void dn_emit_spill_to(dn_buf *b, const char *name, int rows, int panels, int vp);
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK, the tree of
+ * dn_tree_push). DN_CHUNK_ROWS is the generator's copy of DN_CHUNK. */
+#define DN_CHUNK_ROWS 16
+/* The depth of the pending-subtree stack for sums over up to `rows` rows. */
+int dn_tree_depth(int rows);
+/* Opens the chunk loop of a sum over n rows: declares <type> <tag>_pend
+ * [depth * (len)] and <tag>_count, then `for (c0...) {` with the chunk's rows
+ * [c0, c1). Inside, the caller sums the chunk's rows from zero into a part
+ * array of `len` values. */
+void dn_emit_chunks_open(dn_buf *b, const char *type, const char *tag, int depth, const char *len);
+/* Closes it: pushes `part`, and after the loop writes the root into `out`
+ * (declared by the caller before the loop). type "double" or "float". */
+void dn_emit_chunks_close(dn_buf *b, const char *type, const char *tag, const char *part, const char *len,
+                          const char *out);
 
 /* The two-way split of a task into full tiles of `full` along a dimension
  * of `total` and one remainder tile: `if (at < F) {tile(full)} else

@@ -164,9 +164,9 @@ void dn_emit_loss(dn_buf *b, const dn_plan *p) {
                 L->stride, L->width);
     dn_buf_line(b, "static void %s_loss(const float *restrict z, %s *restrict y, float *restrict d,", m,
                 dn_loss_y_type(p));
-    dn_buf_line(b, "        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {");
+    dn_buf_line(b, "        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {");
     b->indent++;
-    dn_buf_line(b, "const float inv_n = 1.0f / (float)n;");
+    dn_buf_line(b, "const float inv_n = 1.0f / (float)n_all;");
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int r = 0; r < n; r++) {");
     b->indent++;
@@ -179,16 +179,22 @@ void dn_emit_loss(dn_buf *b, const dn_plan *p) {
     b->indent--;
     dn_buf_line(b, "}");
     dn_buf_blank(b);
-    dn_buf_line(b, "/* Sums the per-row results in row order (the same for any thread count). */");
+    dn_buf_line(b, "/* Sums the per-row results: each chunk's rows in order, the chunks in the tree");
+    dn_buf_line(b, " * (DN_CHUNK; the same for any thread count). */");
     dn_buf_line(b, "static double %s_sum_rows(const %s_buffers *bf, int n, int *correct) {", m, m);
-    dn_buf_line(b, "    double loss = 0.0;");
-    dn_buf_line(b, "    int hits = 0;");
-    dn_buf_line(b, "    for (int r = 0; r < n; r++) {");
-    dn_buf_line(b, "        loss += bf->rowloss[r];");
-    dn_buf_line(b, "        hits += bf->hits[r] != 0.0f;");
-    dn_buf_line(b, "    }");
-    dn_buf_line(b, "    if (correct) *correct += hits;");
-    dn_buf_line(b, "    return loss;");
+    b->indent++;
+    dn_buf_line(b, "double loss;");
+    dn_buf_line(b, "int hits = 0;");
+    dn_emit_chunks_open(b, "double", "l", 31, "1");
+    dn_buf_line(b, "double part = 0.0;");
+    dn_buf_line(b, "for (int r = c0; r < c1; r++) {");
+    dn_buf_line(b, "    part += bf->rowloss[r];");
+    dn_buf_line(b, "    hits += bf->hits[r] != 0.0f;");
+    dn_buf_line(b, "}");
+    dn_emit_chunks_close(b, "double", "l", "&part", "1", "&loss");
+    dn_buf_line(b, "if (correct) *correct += hits;");
+    dn_buf_line(b, "return loss;");
+    b->indent--;
     dn_buf_line(b, "}");
     dn_buf_blank(b);
 }

@@ -132,7 +132,12 @@ static void emit_banner(dn_buf *b, const dn_plan *p, const dn_emit_opts *o) {
         dn_buf_printf(b, " * Run:    ./%s_predict IMAGES.idx [--format text|csv|json] [--top K] [--mc N]\n */", s->name);
         return;
     }
-    if (o->standalone)
+    if (o->mpi)
+        dn_buf_printf(b, " * Build:  mpicc -O2%s -fopenmp -I DNGEN/runtime %s.c -o %s -L DIR -ldnrt_mpi -lz -lm\n"
+                         " * Run:    mpirun -np N ./%s train ...   (each process trains on its share of a batch;\n"
+                         " *         any N gives the same bits: docs/distributed.md)\n",
+                      march[o->target], s->name, s->name, s->name);
+    else if (o->standalone)
         dn_buf_printf(b, " * Build:  cc -O2%s -fopenmp %s.c -o %s -lz -lm\n", march[o->target], s->name, s->name);
     else
         dn_buf_printf(b, " * Build:  cc -O2%s -fopenmp -I DNGEN/runtime %s.c -o %s -L DIR -ldnrt -lz -lm\n",
@@ -624,7 +629,8 @@ int dn_emit_trainer(const dn_spec *s, const dn_emit_opts *o, dn_buf *out) {
     dn_plan *p = malloc(sizeof *p);
     if (!p) return -1;
     dn_plan_build(s, p);
-    int rc = expand("templates/trainer.c.in", p, o, emit_trainer_model, NULL, out);
+    int rc = expand(o->mpi ? "templates/trainer_mpi.c.in" : "templates/trainer.c.in", p, o, emit_trainer_model,
+                    NULL, out);
     free(p);
     return rc;
 }

@@ -50,20 +50,22 @@ void dn_emit_buffers(dn_buf *b, const dn_plan *p) {
 static void emit_forward_calls(dn_buf *b, const dn_plan *p, int train) {
     for (int i = 0; i < p->n_ops; i++) dn_kind_of(p->ops[i].kind)->forward(b, p, &p->ops[i], train);
     if (train && p->fused_head) return;
-    dn_buf_line(b, "%s_loss(%s, %s, %s, %s, bf.rowloss, bf.hits, n);", p->name, p->last->out.a,
+    dn_buf_line(b, "%s_loss(%s, %s, %s, %s, bf.rowloss, bf.hits, n, n_all);", p->name, p->last->out.a,
                 dn_loss_y_field(p), train ? p->last->out.d : "NULL", train ? "NULL" : "out");
 }
 
 /* The start of a step function: bind the buffers, open the parallel region. */
 static void open_step(dn_buf *b, const dn_plan *p) {
     dn_buf_line(b, "%s_buffers bf;", p->name);
-    dn_buf_line(b, "const int n = bt->n;");
+    dn_buf_line(b, "const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;");
+    dn_buf_line(b, "(void)n_all;");
     dn_buf_line(b, "%s_bind(ws, n, &bf);", p->name);
     dn_buf_line(b, "DN_TEAM_DECLARE(team);");
     dn_buf_line(b, "DN_OMP(omp parallel)");
     dn_buf_line(b, "{");
     b->indent++;
     dn_buf_line(b, "DN_TEAM_BIND(team);");
+    dn_buf_line(b, "dn_row_base = (uint32_t)bt->row0;");
 }
 
 static void close_region(dn_buf *b) {

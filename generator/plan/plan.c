@@ -70,6 +70,9 @@ static dn_value input_value(const dn_spec *s) {
     return v;
 }
 
+/* Whether a value is the network's input (no gradient flows into it). */
+static int reads_input(const dn_value *v) { return strcmp(v->owner, "input") == 0; }
+
 /* The output of an op named `name` with an epilogue (activation act,
  * randomized or not, with dropout scales or not): buffers bf.<name>_a, _h,
  * _mask, _d and _pre, as `prefix` ("fc1" or "input") names them. */
@@ -163,7 +166,7 @@ static void plan_dense(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     op->b_off = L->b_off;
     op->panels = L->stride / DN_PANEL;
     op->fwd = op->bw = op->bx = DENSE_TILES;
-    op->own_backward_x = k > 0;
+    op->own_backward_x = !reads_input(cur); /* a flatten may come first */
     if (L->batchnorm)
         set_product_only(op, L);
     else {
@@ -193,6 +196,7 @@ static void plan_batchnorm(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     op->rv_off = L->rv_off;
     snprintf(op->z, sizeof op->z, "bf.%s_z", L->name);
     snprintf(op->stats, sizeof op->stats, "bf.%s_stats", L->name);
+    snprintf(op->red, sizeof op->red, "(double *)bf.%s_red", L->name);
     snprintf(op->bn_eps_double, sizeof op->bn_eps_double, "%.17g", L->bn_eps);
     if (!strpbrk(op->bn_eps_double, ".en")) strcat(op->bn_eps_double, ".0");
     dn_float_literal(op->bn_eps_float, sizeof op->bn_eps_float, (float)L->bn_eps);
@@ -230,7 +234,7 @@ static void plan_conv(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
                      L->pad_right == 0 && L->out_shape.w >= 8;
     op->w_off = L->w_off;
     op->b_off = L->b_off;
-    op->own_backward_x = k > 0;
+    op->own_backward_x = !reads_input(cur); /* a flatten may come first */
     *cur = op->out;
 }
 
@@ -246,7 +250,7 @@ static void plan_pool(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     op->drop_channel = L->dropout_channel;
     op->plane4 = dn_round_up(L->out_shape.h * L->out_shape.w, 4);
     if (op->pool_max) snprintf(op->arg, sizeof op->arg, "(int32_t *)bf.%s_arg", L->name);
-    op->own_backward_x = k > 0;
+    op->own_backward_x = !reads_input(cur); /* a flatten may come first */
     *cur = op->out;
 }
 
@@ -303,7 +307,7 @@ static void plan_head(dn_plan *p, const dn_spec *s) {
     dn_op *last = &p->ops[p->n_ops - 1];
     const dn_layer *L = &s->layers[s->n_layers - 1];
     p->head_wt_floats = (size_t)(L->in + 7) / 8 * (size_t)L->stride * 8;
-    p->fused_head = s->n_layers > 1 && last->kind == DN_OP_DENSE && !last->stochastic &&
+    p->fused_head = !reads_input(&last->in) && last->kind == DN_OP_DENSE && !last->stochastic &&
                     last->panels <= last->fwd.narrow.b && last->panels <= last->fwd.wide.b &&
                     p->head_wt_floats <= HEAD_WT_MAX;
     if (p->fused_head) {
@@ -363,6 +367,7 @@ static void plan_layer_bufs(dn_plan *p, const dn_layer *L) {
         snprintf(c, sizeof c, "[5][%d] batch norm: mean, 1/std, alpha, shift, unbiased var%s", dn_bn_stride(L),
                  L->type == DN_LAYER_CONV2D ? " per channel" : "");
         add_buf(p, 0, 5 * (size_t)dn_bn_stride(L), c, "%s_stats", L->name);
+        add_buf(p, 0, 4 * (size_t)dn_bn_stride(L), "[2][features] sums in double (batch norm)", "%s_red", L->name);
     }
     if (L->type == DN_LAYER_MAXPOOL2D) {
         snprintf(c, sizeof c, "[n, %d] int32: max pool's argmax in its input plane", L->stride);

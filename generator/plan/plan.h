@@ -146,6 +146,7 @@ typedef struct {
     int bn_width;                 /* batchnorm: bn_features rounded up to 8: gamma, beta, running statistics
                                      and each row of stats are that long */
     char stats[DN_EXPR_MAX];      /* batchnorm: its statistics [5][bn_width] */
+    char red[DN_EXPR_MAX];        /* batchnorm: its sums [2][bn_width] in double (a double *) */
     char bn_eps_double[40];       /* batchnorm: eps as PyTorch's CPU kernel adds it in training */
     char bn_eps_float[40];        /* ... and in eval (float) */
     char bn_momentum[40];         /* batchnorm: momentum literal */
@@ -167,7 +168,7 @@ typedef struct {
 } dn_plan_tensor;
 
 #define DN_MAX_OPS (2 * DN_MAX_LAYERS + 1)
-#define DN_MAX_BUFS (6 * DN_MAX_LAYERS + 8)
+#define DN_MAX_BUFS (8 * DN_MAX_LAYERS + 8) /* a layer has at most 8: a, mask, h, d, pre, z, stats, red */
 #define DN_MAX_TENSORS (6 * DN_MAX_LAYERS)
 
 /* Round n up to a multiple of m. */

@@ -37,6 +37,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -99,6 +113,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -170,7 +197,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -179,7 +206,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -240,6 +268,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -248,6 +280,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -352,6 +388,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -516,7 +586,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -528,7 +598,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -728,7 +798,7 @@ static void breast_cancer_base_fc1_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [32, 30] = d^T x (in w's panels), db [32] = column sums of d.
  * d [n, 32] (row stride 32), x [n, 30] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void breast_cancer_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -738,67 +808,87 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 24) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -806,48 +896,57 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                }
                 float z[6][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
+                float t_pend[2 * (192)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                    }
+                    float part[6][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -863,54 +962,74 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[2 * (96)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -933,10 +1052,19 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 960 + u, v + 960 + u, gs, ac);
             }
         {
@@ -949,60 +1077,69 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -1017,48 +1154,57 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                }
                 float z[6][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
+                float t_pend[2 * (192)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                    }
+                    float part[6][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -1074,10 +1220,19 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 960 + u, v + 960 + u, gs, ac);
             }
         {
@@ -1089,48 +1244,57 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[2 * (96)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -1263,7 +1427,7 @@ static void breast_cancer_base_out_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [2, 32] = d^T x (in w's panels), db [2] = column sums of d.
  * d [n, 2] (row stride 8), x [n, 32] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void breast_cancer_base_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1273,49 +1437,69 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1330,42 +1514,62 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1373,19 +1577,28 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1409,10 +1622,19 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -1424,43 +1646,52 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1475,10 +1706,19 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -1491,35 +1731,44 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1534,19 +1783,28 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1568,7 +1826,7 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
 static void breast_cancer_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[256];
     for (int e = 0; e < 4; e++) {
@@ -1577,7 +1835,7 @@ static void breast_cancer_base_head(const float *restrict x, const float *restri
         float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -1860,8 +2118,8 @@ static void breast_cancer_base_head(const float *restrict x, const float *restri
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 2). */
 static void breast_cancer_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -1888,14 +2146,24 @@ static void breast_cancer_base_loss(const float *restrict z, const int32_t *rest
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double breast_cancer_base_sum_rows(const breast_cancer_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -1906,16 +2174,18 @@ static double breast_cancer_base_sum_rows(const breast_cancer_base_buffers *bf, 
  * One parallel region; the kernels split work with orphaned omp for. */
 static double breast_cancer_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     breast_cancer_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     breast_cancer_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         breast_cancer_base_fc1_forward(bt->x, params + 0, params + 960, bf.fc1_a,
                 n);
         breast_cancer_base_head(bf.fc1_a, params + 992, params + 1248, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         breast_cancer_base_out_backward_w(bf.out_d, bf.fc1_a, grads + 992, grads + 1248, n);
         breast_cancer_base_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 960, n);
     }
@@ -1935,16 +2205,18 @@ static int breast_cancer_base_rows_finite(const breast_cancer_base_buffers *bf, 
 static double breast_cancer_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     breast_cancer_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     breast_cancer_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         breast_cancer_base_fc1_forward(bt->x, params + 0, params + 960, bf.fc1_a,
                 n);
         breast_cancer_base_head(bf.fc1_a, params + 992, params + 1248, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         if (breast_cancer_base_rows_finite(&bf, n)) {
             breast_cancer_base_out_backward_w_adam(bf.out_d, bf.fc1_a, params + 992, params + 1248, m + 992, v + 992, ac, n);
             breast_cancer_base_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 960, m + 0, v + 0, ac, n);
@@ -1957,17 +2229,19 @@ static double breast_cancer_base_train_step_adam(float *params, float *m, float 
 
 static double breast_cancer_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     breast_cancer_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     breast_cancer_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         breast_cancer_base_fc1_forward(bt->x, params + 0, params + 960, bf.fc1_a,
                 n);
         breast_cancer_base_out_forward(bf.fc1_a, params + 992, params + 1248, bf.out_a,
                 n);
-        breast_cancer_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        breast_cancer_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? breast_cancer_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -2027,6 +2301,10 @@ static double breast_cancer_base_eval(const float *params, void *ws, const dn_ba
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -2035,6 +2313,10 @@ static double breast_cancer_base_eval(const float *params, void *ws, const dn_ba
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -2139,6 +2421,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -2303,7 +2619,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -2315,7 +2631,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -2515,7 +2831,7 @@ static void breast_cancer_avx2_fc1_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [32, 30] = d^T x (in w's panels), db [32] = column sums of d.
  * d [n, 32] (row stride 32), x [n, 30] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -2525,67 +2841,87 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 24) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -2593,48 +2929,57 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                }
                 float z[6][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
+                float t_pend[2 * (192)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                    }
+                    float part[6][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -2650,54 +2995,74 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[2 * (96)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -2720,10 +3085,19 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 960 + u, v + 960 + u, gs, ac);
             }
         {
@@ -2736,60 +3110,69 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -2804,48 +3187,57 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                }
                 float z[6][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
+                float t_pend[2 * (192)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                    }
+                    float part[6][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -2861,10 +3253,19 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 960 + u, v + 960 + u, gs, ac);
             }
         {
@@ -2876,48 +3277,57 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[2 * (96)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -3050,7 +3460,7 @@ static void breast_cancer_avx2_out_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [2, 32] = d^T x (in w's panels), db [2] = column sums of d.
  * d [n, 2] (row stride 8), x [n, 32] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void breast_cancer_avx2_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -3060,49 +3470,69 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3117,42 +3547,62 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3160,19 +3610,28 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3196,10 +3655,19 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -3211,43 +3679,52 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3262,10 +3739,19 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -3278,35 +3764,44 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3321,19 +3816,28 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3355,7 +3859,7 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
 static void breast_cancer_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[256];
     for (int e = 0; e < 4; e++) {
@@ -3364,7 +3868,7 @@ static void breast_cancer_avx2_head(const float *restrict x, const float *restri
         float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -3647,8 +4151,8 @@ static void breast_cancer_avx2_head(const float *restrict x, const float *restri
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 2). */
 static void breast_cancer_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -3675,14 +4179,24 @@ static void breast_cancer_avx2_loss(const float *restrict z, const int32_t *rest
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double breast_cancer_avx2_sum_rows(const breast_cancer_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -3693,16 +4207,18 @@ static double breast_cancer_avx2_sum_rows(const breast_cancer_avx2_buffers *bf, 
  * One parallel region; the kernels split work with orphaned omp for. */
 static double breast_cancer_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     breast_cancer_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     breast_cancer_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         breast_cancer_avx2_fc1_forward(bt->x, params + 0, params + 960, bf.fc1_a,
                 n);
         breast_cancer_avx2_head(bf.fc1_a, params + 992, params + 1248, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         breast_cancer_avx2_out_backward_w(bf.out_d, bf.fc1_a, grads + 992, grads + 1248, n);
         breast_cancer_avx2_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 960, n);
     }
@@ -3722,16 +4238,18 @@ static int breast_cancer_avx2_rows_finite(const breast_cancer_avx2_buffers *bf, 
 static double breast_cancer_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     breast_cancer_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     breast_cancer_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         breast_cancer_avx2_fc1_forward(bt->x, params + 0, params + 960, bf.fc1_a,
                 n);
         breast_cancer_avx2_head(bf.fc1_a, params + 992, params + 1248, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         if (breast_cancer_avx2_rows_finite(&bf, n)) {
             breast_cancer_avx2_out_backward_w_adam(bf.out_d, bf.fc1_a, params + 992, params + 1248, m + 992, v + 992, ac, n);
             breast_cancer_avx2_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 960, m + 0, v + 0, ac, n);
@@ -3744,17 +4262,19 @@ static double breast_cancer_avx2_train_step_adam(float *params, float *m, float 
 
 static double breast_cancer_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     breast_cancer_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     breast_cancer_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         breast_cancer_avx2_fc1_forward(bt->x, params + 0, params + 960, bf.fc1_a,
                 n);
         breast_cancer_avx2_out_forward(bf.fc1_a, params + 992, params + 1248, bf.out_a,
                 n);
-        breast_cancer_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        breast_cancer_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? breast_cancer_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -3821,6 +4341,10 @@ static double breast_cancer_avx2_eval(const float *params, void *ws, const dn_ba
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3829,6 +4353,10 @@ static double breast_cancer_avx2_eval(const float *params, void *ws, const dn_ba
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -3933,6 +4461,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -4097,7 +4659,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -4109,7 +4671,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -4309,7 +4871,7 @@ static void breast_cancer_avx512_fc1_forward(const float *restrict x, const floa
 
 /* Weight gradients: dw [32, 30] = d^T x (in w's panels), db [32] = column sums of d.
  * d [n, 32] (row stride 32), x [n, 30] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4319,67 +4881,87 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 24) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -4387,48 +4969,57 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                }
                 float z[6][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
+                float t_pend[2 * (192)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                    }
+                    float part[6][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -4444,54 +5035,74 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[2 * (96)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -4514,10 +5125,19 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 960 + u, v + 960 + u, gs, ac);
             }
         {
@@ -4530,60 +5150,69 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -4598,48 +5227,57 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                }
                 float z[6][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
+                float t_pend[2 * (192)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                    }
+                    float part[6][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -4655,10 +5293,19 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 960 + u, v + 960 + u, gs, ac);
             }
         {
@@ -4670,48 +5317,57 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[2 * (96)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 30;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -4844,7 +5500,7 @@ static void breast_cancer_avx512_out_forward(const float *restrict x, const floa
 
 /* Weight gradients: dw [2, 32] = d^T x (in w's panels), db [2] = column sums of d.
  * d [n, 2] (row stride 8), x [n, 32] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void breast_cancer_avx512_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4854,49 +5510,69 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -4911,42 +5587,62 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -4954,19 +5650,28 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -4990,10 +5695,19 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -5005,43 +5719,52 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5056,10 +5779,19 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -5072,35 +5804,44 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5115,19 +5856,28 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5149,7 +5899,7 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
 static void breast_cancer_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[256];
     for (int e = 0; e < 4; e++) {
@@ -5158,7 +5908,7 @@ static void breast_cancer_avx512_head(const float *restrict x, const float *rest
         float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -5441,8 +6191,8 @@ static void breast_cancer_avx512_head(const float *restrict x, const float *rest
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 2). */
 static void breast_cancer_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -5469,14 +6219,24 @@ static void breast_cancer_avx512_loss(const float *restrict z, const int32_t *re
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double breast_cancer_avx512_sum_rows(const breast_cancer_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -5487,16 +6247,18 @@ static double breast_cancer_avx512_sum_rows(const breast_cancer_avx512_buffers *
  * One parallel region; the kernels split work with orphaned omp for. */
 static double breast_cancer_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     breast_cancer_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     breast_cancer_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         breast_cancer_avx512_fc1_forward(bt->x, params + 0, params + 960, bf.fc1_a,
                 n);
         breast_cancer_avx512_head(bf.fc1_a, params + 992, params + 1248, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         breast_cancer_avx512_out_backward_w(bf.out_d, bf.fc1_a, grads + 992, grads + 1248, n);
         breast_cancer_avx512_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 960, n);
     }
@@ -5516,16 +6278,18 @@ static int breast_cancer_avx512_rows_finite(const breast_cancer_avx512_buffers *
 static double breast_cancer_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     breast_cancer_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     breast_cancer_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         breast_cancer_avx512_fc1_forward(bt->x, params + 0, params + 960, bf.fc1_a,
                 n);
         breast_cancer_avx512_head(bf.fc1_a, params + 992, params + 1248, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         if (breast_cancer_avx512_rows_finite(&bf, n)) {
             breast_cancer_avx512_out_backward_w_adam(bf.out_d, bf.fc1_a, params + 992, params + 1248, m + 992, v + 992, ac, n);
             breast_cancer_avx512_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 960, m + 0, v + 0, ac, n);
@@ -5538,17 +6302,19 @@ static double breast_cancer_avx512_train_step_adam(float *params, float *m, floa
 
 static double breast_cancer_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     breast_cancer_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     breast_cancer_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         breast_cancer_avx512_fc1_forward(bt->x, params + 0, params + 960, bf.fc1_a,
                 n);
         breast_cancer_avx512_out_forward(bf.fc1_a, params + 992, params + 1248, bf.out_a,
                 n);
-        breast_cancer_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        breast_cancer_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? breast_cancer_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

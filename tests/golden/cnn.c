@@ -42,6 +42,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -104,6 +118,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -175,7 +202,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -184,7 +211,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -245,6 +273,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -253,6 +285,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -357,6 +393,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -521,7 +591,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -533,7 +603,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -1974,7 +2044,7 @@ static void cnn_base_conv1_forward(const float *restrict x, const float *restric
 }
 
 /* Weight gradients: dw [32, 1, 3, 3] = sum over rows of d (x) x, db [32] = sums of d.
- * d [n, 32, 26, 26] (row stride 21632). Each element sums rows in order. */
+ * d [n, 32, 26, 26] (row stride 21632). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void cnn_base_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1982,406 +2052,504 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
     for (int t = 0; t < 8; t++) {
         const int c = 4 * t;
         float g[36] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[9 + ci * 9 + 0] = res[1];
+                g[18 + ci * 9 + 0] = res[2];
+                g[27 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[9 + ci * 9 + 1] = res[5];
+                g[18 + ci * 9 + 1] = res[6];
+                g[27 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[9 + ci * 9 + 2] = res[9];
+                g[18 + ci * 9 + 2] = res[10];
+                g[27 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[9 + ci * 9 + 3] = res[13];
+                g[18 + ci * 9 + 3] = res[14];
+                g[27 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[9 + ci * 9 + 4] = res[17];
+                g[18 + ci * 9 + 4] = res[18];
+                g[27 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[9 + ci * 9 + 5] = res[21];
+                g[18 + ci * 9 + 5] = res[22];
+                g[27 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[9 + ci * 9 + 6] = res[25];
+                g[18 + ci * 9 + 6] = res[26];
+                g[27 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[9 + ci * 9 + 7] = res[29];
+                g[18 + ci * 9 + 7] = res[30];
+                g[27 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[9 + ci * 9 + 8] = res[33];
+                g[18 + ci * 9 + 8] = res[34];
+                g[27 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
@@ -2397,171 +2565,203 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
@@ -2580,406 +2780,504 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
     for (int t = 0; t < 8; t++) {
         const int c = 4 * t;
         float g[36] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[9 + ci * 9 + 0] = res[1];
+                g[18 + ci * 9 + 0] = res[2];
+                g[27 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[9 + ci * 9 + 1] = res[5];
+                g[18 + ci * 9 + 1] = res[6];
+                g[27 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[9 + ci * 9 + 2] = res[9];
+                g[18 + ci * 9 + 2] = res[10];
+                g[27 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[9 + ci * 9 + 3] = res[13];
+                g[18 + ci * 9 + 3] = res[14];
+                g[27 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[9 + ci * 9 + 4] = res[17];
+                g[18 + ci * 9 + 4] = res[18];
+                g[27 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[9 + ci * 9 + 5] = res[21];
+                g[18 + ci * 9 + 5] = res[22];
+                g[27 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[9 + ci * 9 + 6] = res[25];
+                g[18 + ci * 9 + 6] = res[26];
+                g[27 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[9 + ci * 9 + 7] = res[29];
+                g[18 + ci * 9 + 7] = res[30];
+                g[27 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[9 + ci * 9 + 8] = res[33];
+                g[18 + ci * 9 + 8] = res[34];
+                g[27 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 9; e++)
@@ -2999,171 +3297,203 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 9; e++)
@@ -4020,7 +4350,7 @@ static void cnn_base_conv2_forward(const float *restrict x, const float *restric
 }
 
 /* Weight gradients: dw [64, 32, 3, 3] = sum over rows of d (x) x, db [64] = sums of d.
- * d [n, 64, 24, 24] (row stride 36864). Each element sums rows in order. */
+ * d [n, 64, 24, 24] (row stride 36864). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void cnn_base_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4028,370 +4358,468 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
     for (int t = 0; t < 16; t++) {
         const int c = 4 * t;
         float g[1152] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
                         }
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[288 + ci * 9 + 0] = res[1];
+                g[576 + ci * 9 + 0] = res[2];
+                g[864 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[288 + ci * 9 + 1] = res[5];
+                g[576 + ci * 9 + 1] = res[6];
+                g[864 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[288 + ci * 9 + 2] = res[9];
+                g[576 + ci * 9 + 2] = res[10];
+                g[864 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[288 + ci * 9 + 3] = res[13];
+                g[576 + ci * 9 + 3] = res[14];
+                g[864 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[288 + ci * 9 + 4] = res[17];
+                g[576 + ci * 9 + 4] = res[18];
+                g[864 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[288 + ci * 9 + 5] = res[21];
+                g[576 + ci * 9 + 5] = res[22];
+                g[864 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[288 + ci * 9 + 6] = res[25];
+                g[576 + ci * 9 + 6] = res[26];
+                g[864 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[288 + ci * 9 + 7] = res[29];
+                g[576 + ci * 9 + 7] = res[30];
+                g[864 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[288 + ci * 9 + 8] = res[33];
+                g[576 + ci * 9 + 8] = res[34];
+                g[864 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
@@ -4407,162 +4835,194 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
                         }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
@@ -4581,370 +5041,468 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
     for (int t = 0; t < 16; t++) {
         const int c = 4 * t;
         float g[1152] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
                         }
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[288 + ci * 9 + 0] = res[1];
+                g[576 + ci * 9 + 0] = res[2];
+                g[864 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[288 + ci * 9 + 1] = res[5];
+                g[576 + ci * 9 + 1] = res[6];
+                g[864 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[288 + ci * 9 + 2] = res[9];
+                g[576 + ci * 9 + 2] = res[10];
+                g[864 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[288 + ci * 9 + 3] = res[13];
+                g[576 + ci * 9 + 3] = res[14];
+                g[864 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[288 + ci * 9 + 4] = res[17];
+                g[576 + ci * 9 + 4] = res[18];
+                g[864 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[288 + ci * 9 + 5] = res[21];
+                g[576 + ci * 9 + 5] = res[22];
+                g[864 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[288 + ci * 9 + 6] = res[25];
+                g[576 + ci * 9 + 6] = res[26];
+                g[864 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[288 + ci * 9 + 7] = res[29];
+                g[576 + ci * 9 + 7] = res[30];
+                g[864 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[288 + ci * 9 + 8] = res[33];
+                g[576 + ci * 9 + 8] = res[34];
+                g[864 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 288; e++)
@@ -4964,162 +5522,194 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
                         }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 288; e++)
@@ -7786,7 +8376,7 @@ static void cnn_base_fc1_forward(const float *restrict x, const float *restrict 
 
 /* Weight gradients: dw [128, 9216] = d^T x (in w's panels), db [128] = column sums of d.
  * d [n, 128] (row stride 128), x [n, 9216] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void cnn_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -7796,66 +8386,86 @@ static void cnn_base_fc1_backward_w(const float *restrict d, const float *restri
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -7870,54 +8480,74 @@ static void cnn_base_fc1_backward_w(const float *restrict d, const float *restri
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[3 * (96)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -7940,10 +8570,19 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 1179648 + u, v + 1179648 + u, gs, ac);
             }
         {
@@ -7955,60 +8594,69 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -8023,10 +8671,19 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 1179648 + u, v + 1179648 + u, gs, ac);
             }
         {
@@ -8038,48 +8695,57 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[3 * (96)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -8391,7 +9057,7 @@ static void cnn_base_fc2_forward(const float *restrict x, const float *restrict 
 
 /* Weight gradients: dw [10, 128] = d^T x (in w's panels), db [10] = column sums of d.
  * d [n, 10] (row stride 16), x [n, 128] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void cnn_base_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -8401,49 +9067,69 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8458,55 +9144,75 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8514,24 +9220,33 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8555,10 +9270,19 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -8570,43 +9294,52 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8621,10 +9354,19 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -8637,48 +9379,57 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8693,24 +9444,33 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8732,7 +9492,7 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
 static void cnn_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[2048];
     for (int e = 0; e < 32; e++) {
         const int q = e / 2, p = e % 2;
@@ -8740,7 +9500,7 @@ static void cnn_base_head(const float *restrict x, const float *restrict w, cons
         float *dst = wt + (size_t)q * 128 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -9038,8 +9798,8 @@ static void cnn_base_head(const float *restrict x, const float *restrict w, cons
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 16, zero past 10). */
 static void cnn_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 16;
@@ -9066,14 +9826,24 @@ static void cnn_base_loss(const float *restrict z, const int32_t *restrict y, fl
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double cnn_base_sum_rows(const cnn_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -9084,12 +9854,14 @@ static double cnn_base_sum_rows(const cnn_base_buffers *bf, int n, int *correct)
  * One parallel region; the kernels split work with orphaned omp for. */
 static double cnn_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     cnn_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     cnn_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         cnn_base_conv1_forward(bt->x, params + 0, params + 288, bf.conv1_a,
                 n);
         cnn_base_conv2_forward(bf.conv1_a, params + 320, params + 18752, bf.conv2_a,
@@ -9098,7 +9870,7 @@ static double cnn_base_train_step(float *params, float *grads, void *ws, const d
         cnn_base_fc1_forward(bf.pool1_h, params + 18816, params + 1198464, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         cnn_base_head(bf.fc1_h, params + 1198592, params + 1200640, bf.fc2_a, bt->y, bf.fc2_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         cnn_base_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 1198592, grads + 1200640, n);
         cnn_base_fc1_backward_w(bf.fc1_d, bf.pool1_h, grads + 18816, grads + 1198464, n);
         cnn_base_fc1_backward_x(bf.fc1_d, params + 18816, bf.wt, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -9124,12 +9896,14 @@ static int cnn_base_rows_finite(const cnn_base_buffers *bf, int n) {
 static double cnn_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     cnn_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     cnn_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         cnn_base_conv1_forward(bt->x, params + 0, params + 288, bf.conv1_a,
                 n);
         cnn_base_conv2_forward(bf.conv1_a, params + 320, params + 18752, bf.conv2_a,
@@ -9138,7 +9912,7 @@ static double cnn_base_train_step_adam(float *params, float *m, float *v, const 
         cnn_base_fc1_forward(bf.pool1_h, params + 18816, params + 1198464, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         cnn_base_head(bf.fc1_h, params + 1198592, params + 1200640, bf.fc2_a, bt->y, bf.fc2_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         if (cnn_base_rows_finite(&bf, n)) {
             cnn_base_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 1198592, params + 1200640, m + 1198592, v + 1198592, ac, n);
             cnn_base_fc1_backward_x(bf.fc1_d, params + 18816, bf.wt, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -9159,12 +9933,14 @@ static double cnn_base_train_step_adam(float *params, float *m, float *v, const 
 static double cnn_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     cnn_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     cnn_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         cnn_base_conv1_forward(bt->x, params + 0, params + 288, bf.conv1_a,
                 n);
         cnn_base_conv2_forward(bf.conv1_a, params + 320, params + 18752, bf.conv2_a,
@@ -9174,7 +9950,7 @@ static double cnn_base_eval(const float *params, void *ws, const dn_batch *bt, f
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         cnn_base_fc2_forward((mc ? bf.fc1_h : bf.fc1_a), params + 1198592, params + 1200640, bf.fc2_a,
                 n);
-        cnn_base_loss(bf.fc2_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        cnn_base_loss(bf.fc2_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? cnn_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -9234,6 +10010,10 @@ static double cnn_base_eval(const float *params, void *ws, const dn_batch *bt, f
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -9242,6 +10022,10 @@ static double cnn_base_eval(const float *params, void *ws, const dn_batch *bt, f
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -9346,6 +10130,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -9510,7 +10328,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -9522,7 +10340,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -10963,7 +11781,7 @@ static void cnn_avx2_conv1_forward(const float *restrict x, const float *restric
 }
 
 /* Weight gradients: dw [32, 1, 3, 3] = sum over rows of d (x) x, db [32] = sums of d.
- * d [n, 32, 26, 26] (row stride 21632). Each element sums rows in order. */
+ * d [n, 32, 26, 26] (row stride 21632). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -10971,406 +11789,504 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
     for (int t = 0; t < 8; t++) {
         const int c = 4 * t;
         float g[36] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[9 + ci * 9 + 0] = res[1];
+                g[18 + ci * 9 + 0] = res[2];
+                g[27 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[9 + ci * 9 + 1] = res[5];
+                g[18 + ci * 9 + 1] = res[6];
+                g[27 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[9 + ci * 9 + 2] = res[9];
+                g[18 + ci * 9 + 2] = res[10];
+                g[27 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[9 + ci * 9 + 3] = res[13];
+                g[18 + ci * 9 + 3] = res[14];
+                g[27 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[9 + ci * 9 + 4] = res[17];
+                g[18 + ci * 9 + 4] = res[18];
+                g[27 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[9 + ci * 9 + 5] = res[21];
+                g[18 + ci * 9 + 5] = res[22];
+                g[27 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[9 + ci * 9 + 6] = res[25];
+                g[18 + ci * 9 + 6] = res[26];
+                g[27 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[9 + ci * 9 + 7] = res[29];
+                g[18 + ci * 9 + 7] = res[30];
+                g[27 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[9 + ci * 9 + 8] = res[33];
+                g[18 + ci * 9 + 8] = res[34];
+                g[27 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
@@ -11386,171 +12302,203 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
@@ -11569,406 +12517,504 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
     for (int t = 0; t < 8; t++) {
         const int c = 4 * t;
         float g[36] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[9 + ci * 9 + 0] = res[1];
+                g[18 + ci * 9 + 0] = res[2];
+                g[27 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[9 + ci * 9 + 1] = res[5];
+                g[18 + ci * 9 + 1] = res[6];
+                g[27 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[9 + ci * 9 + 2] = res[9];
+                g[18 + ci * 9 + 2] = res[10];
+                g[27 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[9 + ci * 9 + 3] = res[13];
+                g[18 + ci * 9 + 3] = res[14];
+                g[27 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[9 + ci * 9 + 4] = res[17];
+                g[18 + ci * 9 + 4] = res[18];
+                g[27 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[9 + ci * 9 + 5] = res[21];
+                g[18 + ci * 9 + 5] = res[22];
+                g[27 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[9 + ci * 9 + 6] = res[25];
+                g[18 + ci * 9 + 6] = res[26];
+                g[27 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[9 + ci * 9 + 7] = res[29];
+                g[18 + ci * 9 + 7] = res[30];
+                g[27 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[9 + ci * 9 + 8] = res[33];
+                g[18 + ci * 9 + 8] = res[34];
+                g[27 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 9; e++)
@@ -11988,171 +13034,203 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 9; e++)
@@ -13009,7 +14087,7 @@ static void cnn_avx2_conv2_forward(const float *restrict x, const float *restric
 }
 
 /* Weight gradients: dw [64, 32, 3, 3] = sum over rows of d (x) x, db [64] = sums of d.
- * d [n, 64, 24, 24] (row stride 36864). Each element sums rows in order. */
+ * d [n, 64, 24, 24] (row stride 36864). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -13017,370 +14095,468 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
     for (int t = 0; t < 16; t++) {
         const int c = 4 * t;
         float g[1152] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
                         }
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[288 + ci * 9 + 0] = res[1];
+                g[576 + ci * 9 + 0] = res[2];
+                g[864 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[288 + ci * 9 + 1] = res[5];
+                g[576 + ci * 9 + 1] = res[6];
+                g[864 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[288 + ci * 9 + 2] = res[9];
+                g[576 + ci * 9 + 2] = res[10];
+                g[864 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[288 + ci * 9 + 3] = res[13];
+                g[576 + ci * 9 + 3] = res[14];
+                g[864 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[288 + ci * 9 + 4] = res[17];
+                g[576 + ci * 9 + 4] = res[18];
+                g[864 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[288 + ci * 9 + 5] = res[21];
+                g[576 + ci * 9 + 5] = res[22];
+                g[864 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[288 + ci * 9 + 6] = res[25];
+                g[576 + ci * 9 + 6] = res[26];
+                g[864 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[288 + ci * 9 + 7] = res[29];
+                g[576 + ci * 9 + 7] = res[30];
+                g[864 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[288 + ci * 9 + 8] = res[33];
+                g[576 + ci * 9 + 8] = res[34];
+                g[864 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
@@ -13396,162 +14572,194 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
                         }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
@@ -13570,370 +14778,468 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
     for (int t = 0; t < 16; t++) {
         const int c = 4 * t;
         float g[1152] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
                         }
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[288 + ci * 9 + 0] = res[1];
+                g[576 + ci * 9 + 0] = res[2];
+                g[864 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[288 + ci * 9 + 1] = res[5];
+                g[576 + ci * 9 + 1] = res[6];
+                g[864 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[288 + ci * 9 + 2] = res[9];
+                g[576 + ci * 9 + 2] = res[10];
+                g[864 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[288 + ci * 9 + 3] = res[13];
+                g[576 + ci * 9 + 3] = res[14];
+                g[864 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[288 + ci * 9 + 4] = res[17];
+                g[576 + ci * 9 + 4] = res[18];
+                g[864 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[288 + ci * 9 + 5] = res[21];
+                g[576 + ci * 9 + 5] = res[22];
+                g[864 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[288 + ci * 9 + 6] = res[25];
+                g[576 + ci * 9 + 6] = res[26];
+                g[864 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[288 + ci * 9 + 7] = res[29];
+                g[576 + ci * 9 + 7] = res[30];
+                g[864 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[288 + ci * 9 + 8] = res[33];
+                g[576 + ci * 9 + 8] = res[34];
+                g[864 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 288; e++)
@@ -13953,162 +15259,194 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
                         }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 288; e++)
@@ -16775,7 +18113,7 @@ static void cnn_avx2_fc1_forward(const float *restrict x, const float *restrict 
 
 /* Weight gradients: dw [128, 9216] = d^T x (in w's panels), db [128] = column sums of d.
  * d [n, 128] (row stride 128), x [n, 9216] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void cnn_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -16785,66 +18123,86 @@ static void cnn_avx2_fc1_backward_w(const float *restrict d, const float *restri
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -16859,54 +18217,74 @@ static void cnn_avx2_fc1_backward_w(const float *restrict d, const float *restri
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[3 * (96)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -16929,10 +18307,19 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 1179648 + u, v + 1179648 + u, gs, ac);
             }
         {
@@ -16944,60 +18331,69 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -17012,10 +18408,19 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 1179648 + u, v + 1179648 + u, gs, ac);
             }
         {
@@ -17027,48 +18432,57 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[3 * (96)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -17380,7 +18794,7 @@ static void cnn_avx2_fc2_forward(const float *restrict x, const float *restrict 
 
 /* Weight gradients: dw [10, 128] = d^T x (in w's panels), db [10] = column sums of d.
  * d [n, 10] (row stride 16), x [n, 128] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -17390,49 +18804,69 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -17447,55 +18881,75 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -17503,24 +18957,33 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -17544,10 +19007,19 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -17559,43 +19031,52 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -17610,10 +19091,19 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -17626,48 +19116,57 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -17682,24 +19181,33 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -17721,7 +19229,7 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
 static void cnn_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[2048];
     for (int e = 0; e < 32; e++) {
         const int q = e / 2, p = e % 2;
@@ -17729,7 +19237,7 @@ static void cnn_avx2_head(const float *restrict x, const float *restrict w, cons
         float *dst = wt + (size_t)q * 128 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -18027,8 +19535,8 @@ static void cnn_avx2_head(const float *restrict x, const float *restrict w, cons
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 16, zero past 10). */
 static void cnn_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 16;
@@ -18055,14 +19563,24 @@ static void cnn_avx2_loss(const float *restrict z, const int32_t *restrict y, fl
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double cnn_avx2_sum_rows(const cnn_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -18073,12 +19591,14 @@ static double cnn_avx2_sum_rows(const cnn_avx2_buffers *bf, int n, int *correct)
  * One parallel region; the kernels split work with orphaned omp for. */
 static double cnn_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     cnn_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     cnn_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         cnn_avx2_conv1_forward(bt->x, params + 0, params + 288, bf.conv1_a,
                 n);
         cnn_avx2_conv2_forward(bf.conv1_a, params + 320, params + 18752, bf.conv2_a,
@@ -18087,7 +19607,7 @@ static double cnn_avx2_train_step(float *params, float *grads, void *ws, const d
         cnn_avx2_fc1_forward(bf.pool1_h, params + 18816, params + 1198464, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         cnn_avx2_head(bf.fc1_h, params + 1198592, params + 1200640, bf.fc2_a, bt->y, bf.fc2_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         cnn_avx2_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 1198592, grads + 1200640, n);
         cnn_avx2_fc1_backward_w(bf.fc1_d, bf.pool1_h, grads + 18816, grads + 1198464, n);
         cnn_avx2_fc1_backward_x(bf.fc1_d, params + 18816, bf.wt, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -18113,12 +19633,14 @@ static int cnn_avx2_rows_finite(const cnn_avx2_buffers *bf, int n) {
 static double cnn_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     cnn_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     cnn_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         cnn_avx2_conv1_forward(bt->x, params + 0, params + 288, bf.conv1_a,
                 n);
         cnn_avx2_conv2_forward(bf.conv1_a, params + 320, params + 18752, bf.conv2_a,
@@ -18127,7 +19649,7 @@ static double cnn_avx2_train_step_adam(float *params, float *m, float *v, const 
         cnn_avx2_fc1_forward(bf.pool1_h, params + 18816, params + 1198464, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         cnn_avx2_head(bf.fc1_h, params + 1198592, params + 1200640, bf.fc2_a, bt->y, bf.fc2_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         if (cnn_avx2_rows_finite(&bf, n)) {
             cnn_avx2_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 1198592, params + 1200640, m + 1198592, v + 1198592, ac, n);
             cnn_avx2_fc1_backward_x(bf.fc1_d, params + 18816, bf.wt, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -18148,12 +19670,14 @@ static double cnn_avx2_train_step_adam(float *params, float *m, float *v, const 
 static double cnn_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     cnn_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     cnn_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         cnn_avx2_conv1_forward(bt->x, params + 0, params + 288, bf.conv1_a,
                 n);
         cnn_avx2_conv2_forward(bf.conv1_a, params + 320, params + 18752, bf.conv2_a,
@@ -18163,7 +19687,7 @@ static double cnn_avx2_eval(const float *params, void *ws, const dn_batch *bt, f
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         cnn_avx2_fc2_forward((mc ? bf.fc1_h : bf.fc1_a), params + 1198592, params + 1200640, bf.fc2_a,
                 n);
-        cnn_avx2_loss(bf.fc2_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        cnn_avx2_loss(bf.fc2_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? cnn_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -18230,6 +19754,10 @@ static double cnn_avx2_eval(const float *params, void *ws, const dn_batch *bt, f
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -18238,6 +19766,10 @@ static double cnn_avx2_eval(const float *params, void *ws, const dn_batch *bt, f
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -18342,6 +19874,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -18506,7 +20072,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -18518,7 +20084,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -19959,7 +21525,7 @@ static void cnn_avx512_conv1_forward(const float *restrict x, const float *restr
 }
 
 /* Weight gradients: dw [32, 1, 3, 3] = sum over rows of d (x) x, db [32] = sums of d.
- * d [n, 32, 26, 26] (row stride 21632). Each element sums rows in order. */
+ * d [n, 32, 26, 26] (row stride 21632). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -19967,406 +21533,504 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
     for (int t = 0; t < 8; t++) {
         const int c = 4 * t;
         float g[36] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[9 + ci * 9 + 0] = res[1];
+                g[18 + ci * 9 + 0] = res[2];
+                g[27 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[9 + ci * 9 + 1] = res[5];
+                g[18 + ci * 9 + 1] = res[6];
+                g[27 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[9 + ci * 9 + 2] = res[9];
+                g[18 + ci * 9 + 2] = res[10];
+                g[27 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[9 + ci * 9 + 3] = res[13];
+                g[18 + ci * 9 + 3] = res[14];
+                g[27 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[9 + ci * 9 + 4] = res[17];
+                g[18 + ci * 9 + 4] = res[18];
+                g[27 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[9 + ci * 9 + 5] = res[21];
+                g[18 + ci * 9 + 5] = res[22];
+                g[27 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[9 + ci * 9 + 6] = res[25];
+                g[18 + ci * 9 + 6] = res[26];
+                g[27 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[9 + ci * 9 + 7] = res[29];
+                g[18 + ci * 9 + 7] = res[30];
+                g[27 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[9 + ci * 9 + 8] = res[33];
+                g[18 + ci * 9 + 8] = res[34];
+                g[27 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
@@ -20382,171 +22046,203 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
@@ -20565,406 +22261,504 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
     for (int t = 0; t < 8; t++) {
         const int c = 4 * t;
         float g[36] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[9 + ci * 9 + 0] = res[1];
+                g[18 + ci * 9 + 0] = res[2];
+                g[27 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[9 + ci * 9 + 1] = res[5];
+                g[18 + ci * 9 + 1] = res[6];
+                g[27 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[9 + ci * 9 + 2] = res[9];
+                g[18 + ci * 9 + 2] = res[10];
+                g[27 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[9 + ci * 9 + 3] = res[13];
+                g[18 + ci * 9 + 3] = res[14];
+                g[27 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[9 + ci * 9 + 4] = res[17];
+                g[18 + ci * 9 + 4] = res[18];
+                g[27 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[9 + ci * 9 + 5] = res[21];
+                g[18 + ci * 9 + 5] = res[22];
+                g[27 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[9 + ci * 9 + 6] = res[25];
+                g[18 + ci * 9 + 6] = res[26];
+                g[27 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[9 + ci * 9 + 7] = res[29];
+                g[18 + ci * 9 + 7] = res[30];
+                g[27 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[9 + ci * 9 + 8] = res[33];
+                g[18 + ci * 9 + 8] = res[34];
+                g[27 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 9; e++)
@@ -20984,171 +22778,203 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
-            float sb = 0.0f;
-            for (int i = 0; i < 676; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 676; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                        const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                        for (int oy = 0; oy < 26; oy++) {
+                            const float *drow = dr + oy * 26;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 9; e++)
@@ -22005,7 +23831,7 @@ static void cnn_avx512_conv2_forward(const float *restrict x, const float *restr
 }
 
 /* Weight gradients: dw [64, 32, 3, 3] = sum over rows of d (x) x, db [64] = sums of d.
- * d [n, 64, 24, 24] (row stride 36864). Each element sums rows in order. */
+ * d [n, 64, 24, 24] (row stride 36864). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -22013,370 +23839,468 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
     for (int t = 0; t < 16; t++) {
         const int c = 4 * t;
         float g[1152] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
                         }
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[288 + ci * 9 + 0] = res[1];
+                g[576 + ci * 9 + 0] = res[2];
+                g[864 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[288 + ci * 9 + 1] = res[5];
+                g[576 + ci * 9 + 1] = res[6];
+                g[864 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[288 + ci * 9 + 2] = res[9];
+                g[576 + ci * 9 + 2] = res[10];
+                g[864 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[288 + ci * 9 + 3] = res[13];
+                g[576 + ci * 9 + 3] = res[14];
+                g[864 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[288 + ci * 9 + 4] = res[17];
+                g[576 + ci * 9 + 4] = res[18];
+                g[864 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[288 + ci * 9 + 5] = res[21];
+                g[576 + ci * 9 + 5] = res[22];
+                g[864 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[288 + ci * 9 + 6] = res[25];
+                g[576 + ci * 9 + 6] = res[26];
+                g[864 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[288 + ci * 9 + 7] = res[29];
+                g[576 + ci * 9 + 7] = res[30];
+                g[864 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[288 + ci * 9 + 8] = res[33];
+                g[576 + ci * 9 + 8] = res[34];
+                g[864 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
@@ -22392,162 +24316,194 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
                         }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
@@ -22566,370 +24522,468 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
     for (int t = 0; t < 16; t++) {
         const int c = 4 * t;
         float g[1152] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                float res[36];
+                float w_pend[3 * (36)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
                         }
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[288 + ci * 9 + 0] = res[1];
+                g[576 + ci * 9 + 0] = res[2];
+                g[864 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[288 + ci * 9 + 1] = res[5];
+                g[576 + ci * 9 + 1] = res[6];
+                g[864 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[288 + ci * 9 + 2] = res[9];
+                g[576 + ci * 9 + 2] = res[10];
+                g[864 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[288 + ci * 9 + 3] = res[13];
+                g[576 + ci * 9 + 3] = res[14];
+                g[864 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[288 + ci * 9 + 4] = res[17];
+                g[576 + ci * 9 + 4] = res[18];
+                g[864 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[288 + ci * 9 + 5] = res[21];
+                g[576 + ci * 9 + 5] = res[22];
+                g[864 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[288 + ci * 9 + 6] = res[25];
+                g[576 + ci * 9 + 6] = res[26];
+                g[864 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[288 + ci * 9 + 7] = res[29];
+                g[576 + ci * 9 + 7] = res[30];
+                g[864 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[288 + ci * 9 + 8] = res[33];
+                g[576 + ci * 9 + 8] = res[34];
+                g[864 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 288; e++)
@@ -22949,162 +25003,194 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
-            float sb = 0.0f;
-            for (int i = 0; i < 576; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[3 * (1)];
+            const int b_depth = 3;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 576; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                float res[9];
+                float w_pend[3 * (9)];
+                const int w_depth = 3;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                        const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                        for (int oy = 0; oy < 24; oy++) {
+                            const float *drow = dr + oy * 24;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                            for (int ox = 0; ox < 24; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
                         }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 288; e++)
@@ -25771,7 +27857,7 @@ static void cnn_avx512_fc1_forward(const float *restrict x, const float *restric
 
 /* Weight gradients: dw [128, 9216] = d^T x (in w's panels), db [128] = column sums of d.
  * d [n, 128] (row stride 128), x [n, 9216] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void cnn_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -25781,66 +27867,86 @@ static void cnn_avx512_fc1_backward_w(const float *restrict d, const float *rest
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -25855,54 +27961,74 @@ static void cnn_avx512_fc1_backward_w(const float *restrict d, const float *rest
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[3 * (96)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -25925,10 +28051,19 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 1179648 + u, v + 1179648 + u, gs, ac);
             }
         {
@@ -25940,60 +28075,69 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -26008,10 +28152,19 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 1179648 + u, v + 1179648 + u, gs, ac);
             }
         {
@@ -26023,48 +28176,57 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0}, c01 = {0};
-            dn_v8 c10 = {0}, c11 = {0};
-            dn_v8 c20 = {0}, c21 = {0};
-            dn_v8 c30 = {0}, c31 = {0};
-            dn_v8 c40 = {0}, c41 = {0};
-            dn_v8 c50 = {0}, c51 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
-                const dn_v8 d0 = dn_load8(dr);
-                const dn_v8 d1 = dn_load8(dr + 8);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                c01 = dn_fma8(g, d1, c01);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                c11 = dn_fma8(g, d1, c11);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                c21 = dn_fma8(g, d1, c21);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                c31 = dn_fma8(g, d1, c31);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                c41 = dn_fma8(g, d1, c41);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-                c51 = dn_fma8(g, d1, c51);
-            }
             float z[6][16];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[0][8], c01);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[1][8], c11);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[2][8], c21);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[3][8], c31);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[4][8], c41);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[5][8], c51);
+            float t_pend[3 * (96)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0}, c01 = {0};
+                dn_v8 c10 = {0}, c11 = {0};
+                dn_v8 c20 = {0}, c21 = {0};
+                dn_v8 c30 = {0}, c31 = {0};
+                dn_v8 c40 = {0}, c41 = {0};
+                dn_v8 c50 = {0}, c51 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 9216;
+                    const dn_v8 d0 = dn_load8(dr);
+                    const dn_v8 d1 = dn_load8(dr + 8);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    c01 = dn_fma8(g, d1, c01);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    c11 = dn_fma8(g, d1, c11);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    c21 = dn_fma8(g, d1, c21);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    c31 = dn_fma8(g, d1, c31);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    c41 = dn_fma8(g, d1, c41);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                    c51 = dn_fma8(g, d1, c51);
+                }
+                float part[6][16];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[0][8], c01);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[1][8], c11);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[2][8], c21);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[3][8], c31);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[4][8], c41);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[5][8], c51);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -26376,7 +28538,7 @@ static void cnn_avx512_fc2_forward(const float *restrict x, const float *restric
 
 /* Weight gradients: dw [10, 128] = d^T x (in w's panels), db [10] = column sums of d.
  * d [n, 10] (row stride 16), x [n, 128] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -26386,49 +28548,69 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -26443,55 +28625,75 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -26499,24 +28701,33 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -26540,10 +28751,19 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -26555,43 +28775,52 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -26606,10 +28835,19 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -26622,48 +28860,57 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -26678,24 +28925,33 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -26717,7 +28973,7 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
 static void cnn_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[2048];
     for (int e = 0; e < 32; e++) {
         const int q = e / 2, p = e % 2;
@@ -26725,7 +28981,7 @@ static void cnn_avx512_head(const float *restrict x, const float *restrict w, co
         float *dst = wt + (size_t)q * 128 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -27023,8 +29279,8 @@ static void cnn_avx512_head(const float *restrict x, const float *restrict w, co
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 16, zero past 10). */
 static void cnn_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 16;
@@ -27051,14 +29307,24 @@ static void cnn_avx512_loss(const float *restrict z, const int32_t *restrict y, 
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double cnn_avx512_sum_rows(const cnn_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -27069,12 +29335,14 @@ static double cnn_avx512_sum_rows(const cnn_avx512_buffers *bf, int n, int *corr
  * One parallel region; the kernels split work with orphaned omp for. */
 static double cnn_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     cnn_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     cnn_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         cnn_avx512_conv1_forward(bt->x, params + 0, params + 288, bf.conv1_a,
                 n);
         cnn_avx512_conv2_forward(bf.conv1_a, params + 320, params + 18752, bf.conv2_a,
@@ -27083,7 +29351,7 @@ static double cnn_avx512_train_step(float *params, float *grads, void *ws, const
         cnn_avx512_fc1_forward(bf.pool1_h, params + 18816, params + 1198464, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         cnn_avx512_head(bf.fc1_h, params + 1198592, params + 1200640, bf.fc2_a, bt->y, bf.fc2_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         cnn_avx512_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 1198592, grads + 1200640, n);
         cnn_avx512_fc1_backward_w(bf.fc1_d, bf.pool1_h, grads + 18816, grads + 1198464, n);
         cnn_avx512_fc1_backward_x(bf.fc1_d, params + 18816, bf.wt, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -27109,12 +29377,14 @@ static int cnn_avx512_rows_finite(const cnn_avx512_buffers *bf, int n) {
 static double cnn_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     cnn_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     cnn_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         cnn_avx512_conv1_forward(bt->x, params + 0, params + 288, bf.conv1_a,
                 n);
         cnn_avx512_conv2_forward(bf.conv1_a, params + 320, params + 18752, bf.conv2_a,
@@ -27123,7 +29393,7 @@ static double cnn_avx512_train_step_adam(float *params, float *m, float *v, cons
         cnn_avx512_fc1_forward(bf.pool1_h, params + 18816, params + 1198464, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         cnn_avx512_head(bf.fc1_h, params + 1198592, params + 1200640, bf.fc2_a, bt->y, bf.fc2_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         if (cnn_avx512_rows_finite(&bf, n)) {
             cnn_avx512_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 1198592, params + 1200640, m + 1198592, v + 1198592, ac, n);
             cnn_avx512_fc1_backward_x(bf.fc1_d, params + 18816, bf.wt, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -27144,12 +29414,14 @@ static double cnn_avx512_train_step_adam(float *params, float *m, float *v, cons
 static double cnn_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     cnn_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     cnn_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         cnn_avx512_conv1_forward(bt->x, params + 0, params + 288, bf.conv1_a,
                 n);
         cnn_avx512_conv2_forward(bf.conv1_a, params + 320, params + 18752, bf.conv2_a,
@@ -27159,7 +29431,7 @@ static double cnn_avx512_eval(const float *params, void *ws, const dn_batch *bt,
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         cnn_avx512_fc2_forward((mc ? bf.fc1_h : bf.fc1_a), params + 1198592, params + 1200640, bf.fc2_a,
                 n);
-        cnn_avx512_loss(bf.fc2_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        cnn_avx512_loss(bf.fc2_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? cnn_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

@@ -37,6 +37,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -99,6 +113,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -170,7 +197,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -179,7 +206,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -240,6 +268,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -248,6 +280,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -352,6 +388,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -516,7 +586,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -528,7 +598,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -728,7 +798,7 @@ static void diabetes_base_fc1_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [32, 10] = d^T x (in w's panels), db [32] = column sums of d.
  * d [n, 32] (row stride 32), x [n, 10] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void diabetes_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -738,67 +808,87 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 8) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -806,24 +896,33 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                }
                 float z[2][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                    }
+                    float part[2][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -839,55 +938,75 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[2 * (96)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -895,36 +1014,45 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -948,10 +1076,19 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 320 + u, v + 320 + u, gs, ac);
             }
         {
@@ -964,60 +1101,69 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1032,24 +1178,33 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                }
                 float z[2][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                    }
+                    float part[2][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1065,10 +1220,19 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 320 + u, v + 320 + u, gs, ac);
             }
         {
@@ -1081,48 +1245,57 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[2 * (96)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1137,36 +1310,45 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1300,7 +1482,7 @@ static void diabetes_base_out_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [1, 32] = d^T x (in w's panels), db [1] = column sums of d.
  * d [n, 1] (row stride 8), x [n, 32] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void diabetes_base_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1310,49 +1492,69 @@ static void diabetes_base_out_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1367,42 +1569,62 @@ static void diabetes_base_out_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1410,19 +1632,28 @@ static void diabetes_base_out_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1446,10 +1677,19 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -1461,43 +1701,52 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1512,10 +1761,19 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -1528,35 +1786,44 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1571,19 +1838,28 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1605,7 +1881,7 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
 static void diabetes_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const float *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[256];
     for (int e = 0; e < 4; e++) {
@@ -1614,7 +1890,7 @@ static void diabetes_base_head(const float *restrict x, const float *restrict w,
         float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -1897,8 +2173,8 @@ static void diabetes_base_head(const float *restrict x, const float *restrict w,
  * (values) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 1). */
 static void diabetes_base_loss(const float *restrict z, const float *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -1925,14 +2201,24 @@ static void diabetes_base_loss(const float *restrict z, const float *restrict y,
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double diabetes_base_sum_rows(const diabetes_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -1943,16 +2229,18 @@ static double diabetes_base_sum_rows(const diabetes_base_buffers *bf, int n, int
  * One parallel region; the kernels split work with orphaned omp for. */
 static double diabetes_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     diabetes_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     diabetes_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         diabetes_base_fc1_forward(bt->x, params + 0, params + 320, bf.fc1_a,
                 n);
         diabetes_base_head(bf.fc1_a, params + 352, params + 608, bf.out_a, bt->t, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         diabetes_base_out_backward_w(bf.out_d, bf.fc1_a, grads + 352, grads + 608, n);
         diabetes_base_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 320, n);
     }
@@ -1972,16 +2260,18 @@ static int diabetes_base_rows_finite(const diabetes_base_buffers *bf, int n) {
 static double diabetes_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     diabetes_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     diabetes_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         diabetes_base_fc1_forward(bt->x, params + 0, params + 320, bf.fc1_a,
                 n);
         diabetes_base_head(bf.fc1_a, params + 352, params + 608, bf.out_a, bt->t, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         if (diabetes_base_rows_finite(&bf, n)) {
             diabetes_base_out_backward_w_adam(bf.out_d, bf.fc1_a, params + 352, params + 608, m + 352, v + 352, ac, n);
             diabetes_base_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 320, m + 0, v + 0, ac, n);
@@ -1994,17 +2284,19 @@ static double diabetes_base_train_step_adam(float *params, float *m, float *v, c
 
 static double diabetes_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     diabetes_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     diabetes_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         diabetes_base_fc1_forward(bt->x, params + 0, params + 320, bf.fc1_a,
                 n);
         diabetes_base_out_forward(bf.fc1_a, params + 352, params + 608, bf.out_a,
                 n);
-        diabetes_base_loss(bf.out_a, bt->t, NULL, out, bf.rowloss, bf.hits, n);
+        diabetes_base_loss(bf.out_a, bt->t, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->t ? diabetes_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -2064,6 +2356,10 @@ static double diabetes_base_eval(const float *params, void *ws, const dn_batch *
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -2072,6 +2368,10 @@ static double diabetes_base_eval(const float *params, void *ws, const dn_batch *
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -2176,6 +2476,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -2340,7 +2674,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -2352,7 +2686,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -2552,7 +2886,7 @@ static void diabetes_avx2_fc1_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [32, 10] = d^T x (in w's panels), db [32] = column sums of d.
  * d [n, 32] (row stride 32), x [n, 10] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -2562,67 +2896,87 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 8) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -2630,24 +2984,33 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                }
                 float z[2][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                    }
+                    float part[2][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -2663,55 +3026,75 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[2 * (96)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -2719,36 +3102,45 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -2772,10 +3164,19 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 320 + u, v + 320 + u, gs, ac);
             }
         {
@@ -2788,60 +3189,69 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -2856,24 +3266,33 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                }
                 float z[2][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                    }
+                    float part[2][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -2889,10 +3308,19 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 320 + u, v + 320 + u, gs, ac);
             }
         {
@@ -2905,48 +3333,57 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[2 * (96)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -2961,36 +3398,45 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -3124,7 +3570,7 @@ static void diabetes_avx2_out_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [1, 32] = d^T x (in w's panels), db [1] = column sums of d.
  * d [n, 1] (row stride 8), x [n, 32] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void diabetes_avx2_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -3134,49 +3580,69 @@ static void diabetes_avx2_out_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3191,42 +3657,62 @@ static void diabetes_avx2_out_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3234,19 +3720,28 @@ static void diabetes_avx2_out_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3270,10 +3765,19 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -3285,43 +3789,52 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3336,10 +3849,19 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -3352,35 +3874,44 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3395,19 +3926,28 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3429,7 +3969,7 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
 static void diabetes_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const float *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[256];
     for (int e = 0; e < 4; e++) {
@@ -3438,7 +3978,7 @@ static void diabetes_avx2_head(const float *restrict x, const float *restrict w,
         float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -3721,8 +4261,8 @@ static void diabetes_avx2_head(const float *restrict x, const float *restrict w,
  * (values) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 1). */
 static void diabetes_avx2_loss(const float *restrict z, const float *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -3749,14 +4289,24 @@ static void diabetes_avx2_loss(const float *restrict z, const float *restrict y,
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double diabetes_avx2_sum_rows(const diabetes_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -3767,16 +4317,18 @@ static double diabetes_avx2_sum_rows(const diabetes_avx2_buffers *bf, int n, int
  * One parallel region; the kernels split work with orphaned omp for. */
 static double diabetes_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     diabetes_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     diabetes_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         diabetes_avx2_fc1_forward(bt->x, params + 0, params + 320, bf.fc1_a,
                 n);
         diabetes_avx2_head(bf.fc1_a, params + 352, params + 608, bf.out_a, bt->t, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         diabetes_avx2_out_backward_w(bf.out_d, bf.fc1_a, grads + 352, grads + 608, n);
         diabetes_avx2_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 320, n);
     }
@@ -3796,16 +4348,18 @@ static int diabetes_avx2_rows_finite(const diabetes_avx2_buffers *bf, int n) {
 static double diabetes_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     diabetes_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     diabetes_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         diabetes_avx2_fc1_forward(bt->x, params + 0, params + 320, bf.fc1_a,
                 n);
         diabetes_avx2_head(bf.fc1_a, params + 352, params + 608, bf.out_a, bt->t, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         if (diabetes_avx2_rows_finite(&bf, n)) {
             diabetes_avx2_out_backward_w_adam(bf.out_d, bf.fc1_a, params + 352, params + 608, m + 352, v + 352, ac, n);
             diabetes_avx2_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 320, m + 0, v + 0, ac, n);
@@ -3818,17 +4372,19 @@ static double diabetes_avx2_train_step_adam(float *params, float *m, float *v, c
 
 static double diabetes_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     diabetes_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     diabetes_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         diabetes_avx2_fc1_forward(bt->x, params + 0, params + 320, bf.fc1_a,
                 n);
         diabetes_avx2_out_forward(bf.fc1_a, params + 352, params + 608, bf.out_a,
                 n);
-        diabetes_avx2_loss(bf.out_a, bt->t, NULL, out, bf.rowloss, bf.hits, n);
+        diabetes_avx2_loss(bf.out_a, bt->t, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->t ? diabetes_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -3895,6 +4451,10 @@ static double diabetes_avx2_eval(const float *params, void *ws, const dn_batch *
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3903,6 +4463,10 @@ static double diabetes_avx2_eval(const float *params, void *ws, const dn_batch *
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -4007,6 +4571,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -4171,7 +4769,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -4183,7 +4781,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -4383,7 +4981,7 @@ static void diabetes_avx512_fc1_forward(const float *restrict x, const float *re
 
 /* Weight gradients: dw [32, 10] = d^T x (in w's panels), db [32] = column sums of d.
  * d [n, 32] (row stride 32), x [n, 10] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4393,67 +4991,87 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 8) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4461,24 +5079,33 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                }
                 float z[2][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                    }
+                    float part[2][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4494,55 +5121,75 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[2 * (96)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4550,36 +5197,45 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4603,10 +5259,19 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 320 + u, v + 320 + u, gs, ac);
             }
         {
@@ -4619,60 +5284,69 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                dn_v16 c20 = {0}, c21 = {0};
-                dn_v16 c30 = {0}, c31 = {0};
-                dn_v16 c40 = {0}, c41 = {0};
-                dn_v16 c50 = {0}, c51 = {0};
-                dn_v16 c60 = {0}, c61 = {0};
-                dn_v16 c70 = {0}, c71 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma16(g, d0, c20);
-                    c21 = dn_fma16(g, d1, c21);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma16(g, d0, c30);
-                    c31 = dn_fma16(g, d1, c31);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma16(g, d0, c40);
-                    c41 = dn_fma16(g, d1, c41);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma16(g, d0, c50);
-                    c51 = dn_fma16(g, d1, c51);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma16(g, d0, c60);
-                    c61 = dn_fma16(g, d1, c61);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma16(g, d0, c70);
-                    c71 = dn_fma16(g, d1, c71);
-                }
                 float z[8][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
-                dn_store16(&z[2][0], c20);
-                dn_store16(&z[2][16], c21);
-                dn_store16(&z[3][0], c30);
-                dn_store16(&z[3][16], c31);
-                dn_store16(&z[4][0], c40);
-                dn_store16(&z[4][16], c41);
-                dn_store16(&z[5][0], c50);
-                dn_store16(&z[5][16], c51);
-                dn_store16(&z[6][0], c60);
-                dn_store16(&z[6][16], c61);
-                dn_store16(&z[7][0], c70);
-                dn_store16(&z[7][16], c71);
+                float t_pend[2 * (256)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    dn_v16 c20 = {0}, c21 = {0};
+                    dn_v16 c30 = {0}, c31 = {0};
+                    dn_v16 c40 = {0}, c41 = {0};
+                    dn_v16 c50 = {0}, c51 = {0};
+                    dn_v16 c60 = {0}, c61 = {0};
+                    dn_v16 c70 = {0}, c71 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma16(g, d0, c20);
+                        c21 = dn_fma16(g, d1, c21);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma16(g, d0, c30);
+                        c31 = dn_fma16(g, d1, c31);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma16(g, d0, c40);
+                        c41 = dn_fma16(g, d1, c41);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma16(g, d0, c50);
+                        c51 = dn_fma16(g, d1, c51);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma16(g, d0, c60);
+                        c61 = dn_fma16(g, d1, c61);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma16(g, d0, c70);
+                        c71 = dn_fma16(g, d1, c71);
+                    }
+                    float part[8][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_store16(&part[2][0], c20);
+                    dn_store16(&part[2][16], c21);
+                    dn_store16(&part[3][0], c30);
+                    dn_store16(&part[3][16], c31);
+                    dn_store16(&part[4][0], c40);
+                    dn_store16(&part[4][16], c41);
+                    dn_store16(&part[5][0], c50);
+                    dn_store16(&part[5][16], c51);
+                    dn_store16(&part[6][0], c60);
+                    dn_store16(&part[6][16], c61);
+                    dn_store16(&part[7][0], c70);
+                    dn_store16(&part[7][16], c71);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4687,24 +5361,33 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v16 c00 = {0}, c01 = {0};
-                dn_v16 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v16 d0 = dn_load16(dr);
-                    const dn_v16 d1 = dn_load16(dr + 16);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma16(g, d0, c00);
-                    c01 = dn_fma16(g, d1, c01);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma16(g, d0, c10);
-                    c11 = dn_fma16(g, d1, c11);
-                }
                 float z[2][32];
-                dn_store16(&z[0][0], c00);
-                dn_store16(&z[0][16], c01);
-                dn_store16(&z[1][0], c10);
-                dn_store16(&z[1][16], c11);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 c00 = {0}, c01 = {0};
+                    dn_v16 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v16 d0 = dn_load16(dr);
+                        const dn_v16 d1 = dn_load16(dr + 16);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma16(g, d0, c00);
+                        c01 = dn_fma16(g, d1, c01);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma16(g, d0, c10);
+                        c11 = dn_fma16(g, d1, c11);
+                    }
+                    float part[2][32];
+                    dn_store16(&part[0][0], c00);
+                    dn_store16(&part[0][16], c01);
+                    dn_store16(&part[1][0], c10);
+                    dn_store16(&part[1][16], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4720,10 +5403,19 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 32 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 32 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 320 + u, v + 320 + u, gs, ac);
             }
         {
@@ -4736,48 +5428,57 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[2 * (96)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4792,36 +5493,45 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[2 * (64)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 32, *xr = xp + (size_t)r * 10;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4955,7 +5665,7 @@ static void diabetes_avx512_out_forward(const float *restrict x, const float *re
 
 /* Weight gradients: dw [1, 32] = d^T x (in w's panels), db [1] = column sums of d.
  * d [n, 1] (row stride 8), x [n, 32] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void diabetes_avx512_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4965,49 +5675,69 @@ static void diabetes_avx512_out_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5022,42 +5752,62 @@ static void diabetes_avx512_out_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5065,19 +5815,28 @@ static void diabetes_avx512_out_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5101,10 +5860,19 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -5116,43 +5884,52 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[2 * (64)];
+            const int t_depth = 2;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5167,10 +5944,19 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[2 * (8)];
+                const int s_depth = 2;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 256 + u, v + 256 + u, gs, ac);
             }
         {
@@ -5183,35 +5969,44 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[2 * (48)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5226,19 +6021,28 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[2 * (16)];
+                const int t_depth = 2;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 32;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5260,7 +6064,7 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
 static void diabetes_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const float *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[256];
     for (int e = 0; e < 4; e++) {
@@ -5269,7 +6073,7 @@ static void diabetes_avx512_head(const float *restrict x, const float *restrict 
         float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -5552,8 +6356,8 @@ static void diabetes_avx512_head(const float *restrict x, const float *restrict 
  * (values) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 1). */
 static void diabetes_avx512_loss(const float *restrict z, const float *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -5580,14 +6384,24 @@ static void diabetes_avx512_loss(const float *restrict z, const float *restrict 
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double diabetes_avx512_sum_rows(const diabetes_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -5598,16 +6412,18 @@ static double diabetes_avx512_sum_rows(const diabetes_avx512_buffers *bf, int n,
  * One parallel region; the kernels split work with orphaned omp for. */
 static double diabetes_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     diabetes_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     diabetes_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         diabetes_avx512_fc1_forward(bt->x, params + 0, params + 320, bf.fc1_a,
                 n);
         diabetes_avx512_head(bf.fc1_a, params + 352, params + 608, bf.out_a, bt->t, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         diabetes_avx512_out_backward_w(bf.out_d, bf.fc1_a, grads + 352, grads + 608, n);
         diabetes_avx512_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 320, n);
     }
@@ -5627,16 +6443,18 @@ static int diabetes_avx512_rows_finite(const diabetes_avx512_buffers *bf, int n)
 static double diabetes_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     diabetes_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     diabetes_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         diabetes_avx512_fc1_forward(bt->x, params + 0, params + 320, bf.fc1_a,
                 n);
         diabetes_avx512_head(bf.fc1_a, params + 352, params + 608, bf.out_a, bt->t, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         if (diabetes_avx512_rows_finite(&bf, n)) {
             diabetes_avx512_out_backward_w_adam(bf.out_d, bf.fc1_a, params + 352, params + 608, m + 352, v + 352, ac, n);
             diabetes_avx512_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 320, m + 0, v + 0, ac, n);
@@ -5649,17 +6467,19 @@ static double diabetes_avx512_train_step_adam(float *params, float *m, float *v,
 
 static double diabetes_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     diabetes_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     diabetes_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         diabetes_avx512_fc1_forward(bt->x, params + 0, params + 320, bf.fc1_a,
                 n);
         diabetes_avx512_out_forward(bf.fc1_a, params + 352, params + 608, bf.out_a,
                 n);
-        diabetes_avx512_loss(bf.out_a, bt->t, NULL, out, bf.rowloss, bf.hits, n);
+        diabetes_avx512_loss(bf.out_a, bt->t, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->t ? diabetes_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

@@ -41,6 +41,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -103,6 +117,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -174,7 +201,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -183,7 +210,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -244,6 +272,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -252,6 +284,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -356,6 +392,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -520,7 +590,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -532,7 +602,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -558,12 +628,14 @@ typedef struct {
     float *fc1_d; /* [n, 256] gradient wrt the pre-activation (zero past 256) */
     float *fc1_z; /* [n, 256] x W^T + b, the input of batch norm */
     float *fc1_stats; /* [5][256] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc1_red; /* [2][features] sums in double (batch norm) */
     float *fc2_a; /* [n, 128] activation */
     float *fc2_mask; /* [n, 128] dropout scale */
     float *fc2_h; /* [n, 128] output in training */
     float *fc2_d; /* [n, 128] gradient wrt the pre-activation (zero past 128) */
     float *fc2_z; /* [n, 128] x W^T + b, the input of batch norm */
     float *fc2_stats; /* [5][128] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc2_red; /* [2][features] sums in double (batch norm) */
     float *fc3_a; /* [n, 16] activation */
     float *fc3_d; /* [n, 16] gradient wrt the pre-activation (zero past 10) */
     float *rowloss; /* [n] per-row loss */
@@ -583,12 +655,14 @@ static size_t mlp_batchnorm_base_bind(void *ws, int n, mlp_batchnorm_base_buffer
     bf->fc1_d = dn_carve(base, &off, rows * 256);
     bf->fc1_z = dn_carve(base, &off, rows * 256);
     bf->fc1_stats = dn_carve(base, &off, 1280);
+    bf->fc1_red = dn_carve(base, &off, 1024);
     bf->fc2_a = dn_carve(base, &off, rows * 128);
     bf->fc2_mask = dn_carve(base, &off, rows * 128);
     bf->fc2_h = dn_carve(base, &off, rows * 128);
     bf->fc2_d = dn_carve(base, &off, rows * 128);
     bf->fc2_z = dn_carve(base, &off, rows * 128);
     bf->fc2_stats = dn_carve(base, &off, 640);
+    bf->fc2_red = dn_carve(base, &off, 512);
     bf->fc3_a = dn_carve(base, &off, rows * 16);
     bf->fc3_d = dn_carve(base, &off, rows * 16);
     bf->rowloss = dn_carve(base, &off, rows);
@@ -748,7 +822,7 @@ static void mlp_batchnorm_base_fc1_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [256, 784] = d^T x (in w's panels), db [256] = column sums of d.
  * d [n, 256] (row stride 256), x [n, 784] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void mlp_batchnorm_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -758,66 +832,86 @@ static void mlp_batchnorm_base_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -832,55 +926,75 @@ static void mlp_batchnorm_base_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -888,36 +1002,45 @@ static void mlp_batchnorm_base_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -941,10 +1064,19 @@ static void mlp_batchnorm_base_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -956,60 +1088,69 @@ static void mlp_batchnorm_base_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1024,10 +1165,19 @@ static void mlp_batchnorm_base_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -1040,48 +1190,57 @@ static void mlp_batchnorm_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1096,36 +1255,45 @@ static void mlp_batchnorm_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1158,30 +1326,66 @@ static inline void mlp_batchnorm_base_fc1_finish(const float *z, size_t row, int
 
 /* Batch statistics of z [n, 256] (n >= 2) into stats [5][256]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][256] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_base_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[3 * (8)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 256 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 256);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 256 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 256 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[3 * (8)];
+        const int q_depth = 3;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 256 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[256 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 256, 256);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        const double *sq = red + 256 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[256 + u + j] = istd;
             stats[512 + u + j] = alpha;
             stats[768 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[1024 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[1024 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -1225,23 +1429,44 @@ static void mlp_batchnorm_base_fc1_bn_apply(const float *restrict z, const float
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void mlp_batchnorm_base_fc1_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[256 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 512);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 256 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 256 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -1250,8 +1475,8 @@ static void mlp_batchnorm_base_fc1_bn_backward(float *restrict d, const float *r
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[1024 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -1264,23 +1489,43 @@ static void mlp_batchnorm_base_fc1_bn_backward(float *restrict d, const float *r
 static void mlp_batchnorm_base_fc1_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[256 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 512);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 256 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 256 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -1444,7 +1689,7 @@ static void mlp_batchnorm_base_fc2_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [128, 256] = d^T x (in w's panels), db [128] = column sums of d.
  * d [n, 128] (row stride 128), x [n, 256] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void mlp_batchnorm_base_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1454,66 +1699,86 @@ static void mlp_batchnorm_base_fc2_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1528,55 +1793,75 @@ static void mlp_batchnorm_base_fc2_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1584,36 +1869,45 @@ static void mlp_batchnorm_base_fc2_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1637,10 +1931,19 @@ static void mlp_batchnorm_base_fc2_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -1652,60 +1955,69 @@ static void mlp_batchnorm_base_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1720,10 +2032,19 @@ static void mlp_batchnorm_base_fc2_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -1736,48 +2057,57 @@ static void mlp_batchnorm_base_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1792,36 +2122,45 @@ static void mlp_batchnorm_base_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -2021,30 +2360,66 @@ static inline void mlp_batchnorm_base_fc2_finish(const float *z, size_t row, int
 
 /* Batch statistics of z [n, 128] (n >= 2) into stats [5][128]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][128] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_base_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[3 * (8)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 128 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 128);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 128 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 128 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[3 * (8)];
+        const int q_depth = 3;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 128 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[128 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 128, 128);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        const double *sq = red + 128 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[128 + u + j] = istd;
             stats[256 + u + j] = alpha;
             stats[384 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[512 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[512 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -2088,23 +2463,44 @@ static void mlp_batchnorm_base_fc2_bn_apply(const float *restrict z, const float
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void mlp_batchnorm_base_fc2_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[128 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 256);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 128 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 128 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -2113,8 +2509,8 @@ static void mlp_batchnorm_base_fc2_bn_backward(float *restrict d, const float *r
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[512 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -2127,23 +2523,43 @@ static void mlp_batchnorm_base_fc2_bn_backward(float *restrict d, const float *r
 static void mlp_batchnorm_base_fc2_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[128 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 256);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 128 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 128 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -2296,7 +2712,7 @@ static void mlp_batchnorm_base_fc3_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [10, 128] = d^T x (in w's panels), db [10] = column sums of d.
  * d [n, 10] (row stride 16), x [n, 128] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void mlp_batchnorm_base_fc3_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -2306,49 +2722,69 @@ static void mlp_batchnorm_base_fc3_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2363,55 +2799,75 @@ static void mlp_batchnorm_base_fc3_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2419,24 +2875,33 @@ static void mlp_batchnorm_base_fc3_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2460,10 +2925,19 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -2475,43 +2949,52 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2526,10 +3009,19 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -2542,48 +3034,57 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2598,24 +3099,33 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2637,7 +3147,7 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
 static void mlp_batchnorm_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[2048];
     for (int e = 0; e < 32; e++) {
         const int q = e / 2, p = e % 2;
@@ -2645,7 +3155,7 @@ static void mlp_batchnorm_base_head(const float *restrict x, const float *restri
         float *dst = wt + (size_t)q * 128 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -2943,8 +3453,8 @@ static void mlp_batchnorm_base_head(const float *restrict x, const float *restri
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 16, zero past 10). */
 static void mlp_batchnorm_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 16;
@@ -2971,14 +3481,24 @@ static void mlp_batchnorm_base_loss(const float *restrict z, const int32_t *rest
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double mlp_batchnorm_base_sum_rows(const mlp_batchnorm_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -2992,27 +3512,29 @@ static double mlp_batchnorm_base_sum_rows(const mlp_batchnorm_base_buffers *bf, 
 static double mlp_batchnorm_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 236688, 0, sizeof(float) * 768);
     mlp_batchnorm_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     mlp_batchnorm_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         mlp_batchnorm_base_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_z, n);
-        mlp_batchnorm_base_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, n);
+        mlp_batchnorm_base_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         mlp_batchnorm_base_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         mlp_batchnorm_base_fc2_forward(bf.fc1_h, params + 201472, params + 234240, bf.fc2_z, n);
-        mlp_batchnorm_base_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, n);
+        mlp_batchnorm_base_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         mlp_batchnorm_base_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         mlp_batchnorm_base_head(bf.fc2_h, params + 234624, params + 236672, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         mlp_batchnorm_base_fc3_backward_w(bf.fc3_d, bf.fc2_h, grads + 234624, grads + 236672, n);
         mlp_batchnorm_base_fc2_bn_backward(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 234368, grads + 234368, grads + 234496,
-                params + 237200, params + 237328, n);
+                params + 237200, params + 237328, (double *)bf.fc2_red, n, n_all);
         mlp_batchnorm_base_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 201472, grads + 234240, n);
         mlp_batchnorm_base_fc2_backward_x(bf.fc2_d, params + 201472, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
         mlp_batchnorm_base_fc1_bn_backward(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 200960, grads + 200960, grads + 201216,
-                params + 236688, params + 236944, n);
+                params + 236688, params + 236944, (double *)bf.fc1_red, n, n_all);
         mlp_batchnorm_base_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 200704, n);
     }
     return mlp_batchnorm_base_sum_rows(&bf, n, correct);
@@ -3031,28 +3553,30 @@ static int mlp_batchnorm_base_rows_finite(const mlp_batchnorm_base_buffers *bf, 
 static double mlp_batchnorm_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     mlp_batchnorm_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     mlp_batchnorm_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         mlp_batchnorm_base_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_z, n);
-        mlp_batchnorm_base_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, n);
+        mlp_batchnorm_base_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         mlp_batchnorm_base_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         mlp_batchnorm_base_fc2_forward(bf.fc1_h, params + 201472, params + 234240, bf.fc2_z, n);
-        mlp_batchnorm_base_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, n);
+        mlp_batchnorm_base_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         mlp_batchnorm_base_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         mlp_batchnorm_base_head(bf.fc2_h, params + 234624, params + 236672, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         if (mlp_batchnorm_base_rows_finite(&bf, n)) {
             mlp_batchnorm_base_fc3_backward_w_adam(bf.fc3_d, bf.fc2_h, params + 234624, params + 236672, m + 234624, v + 234624, ac, n);
             mlp_batchnorm_base_fc2_bn_backward_adam(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 234368, params + 234496, m + 234368, v + 234368,
-                    ac, params + 237200, params + 237328, n);
+                    ac, params + 237200, params + 237328, (double *)bf.fc2_red, n, n_all);
             mlp_batchnorm_base_fc2_backward_x(bf.fc2_d, params + 201472, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
             mlp_batchnorm_base_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 201472, params + 234240, m + 201472, v + 201472, ac, n);
             mlp_batchnorm_base_fc1_bn_backward_adam(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 200960, params + 201216, m + 200960, v + 200960,
-                    ac, params + 236688, params + 236944, n);
+                    ac, params + 236688, params + 236944, (double *)bf.fc1_red, n, n_all);
             mlp_batchnorm_base_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 200704, m + 0, v + 0, ac, n);
         }
     }
@@ -3064,12 +3588,14 @@ static double mlp_batchnorm_base_train_step_adam(float *params, float *m, float 
 static double mlp_batchnorm_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     mlp_batchnorm_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     mlp_batchnorm_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         mlp_batchnorm_base_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_z, n);
         mlp_batchnorm_base_fc1_bn_running(params + 236688, params + 236944, params + 200960, params + 201216, bf.fc1_stats);
         mlp_batchnorm_base_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
@@ -3078,7 +3604,7 @@ static double mlp_batchnorm_base_eval(const float *params, void *ws, const dn_ba
         mlp_batchnorm_base_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, mc ? bf.fc2_mask : NULL, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
         mlp_batchnorm_base_fc3_forward((mc ? bf.fc2_h : bf.fc2_a), params + 234624, params + 236672, bf.fc3_a,
                 n);
-        mlp_batchnorm_base_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        mlp_batchnorm_base_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? mlp_batchnorm_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -3138,6 +3664,10 @@ static double mlp_batchnorm_base_eval(const float *params, void *ws, const dn_ba
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3146,6 +3676,10 @@ static double mlp_batchnorm_base_eval(const float *params, void *ws, const dn_ba
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -3250,6 +3784,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -3414,7 +3982,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -3426,7 +3994,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -3452,12 +4020,14 @@ typedef struct {
     float *fc1_d; /* [n, 256] gradient wrt the pre-activation (zero past 256) */
     float *fc1_z; /* [n, 256] x W^T + b, the input of batch norm */
     float *fc1_stats; /* [5][256] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc1_red; /* [2][features] sums in double (batch norm) */
     float *fc2_a; /* [n, 128] activation */
     float *fc2_mask; /* [n, 128] dropout scale */
     float *fc2_h; /* [n, 128] output in training */
     float *fc2_d; /* [n, 128] gradient wrt the pre-activation (zero past 128) */
     float *fc2_z; /* [n, 128] x W^T + b, the input of batch norm */
     float *fc2_stats; /* [5][128] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc2_red; /* [2][features] sums in double (batch norm) */
     float *fc3_a; /* [n, 16] activation */
     float *fc3_d; /* [n, 16] gradient wrt the pre-activation (zero past 10) */
     float *rowloss; /* [n] per-row loss */
@@ -3477,12 +4047,14 @@ static size_t mlp_batchnorm_avx2_bind(void *ws, int n, mlp_batchnorm_avx2_buffer
     bf->fc1_d = dn_carve(base, &off, rows * 256);
     bf->fc1_z = dn_carve(base, &off, rows * 256);
     bf->fc1_stats = dn_carve(base, &off, 1280);
+    bf->fc1_red = dn_carve(base, &off, 1024);
     bf->fc2_a = dn_carve(base, &off, rows * 128);
     bf->fc2_mask = dn_carve(base, &off, rows * 128);
     bf->fc2_h = dn_carve(base, &off, rows * 128);
     bf->fc2_d = dn_carve(base, &off, rows * 128);
     bf->fc2_z = dn_carve(base, &off, rows * 128);
     bf->fc2_stats = dn_carve(base, &off, 640);
+    bf->fc2_red = dn_carve(base, &off, 512);
     bf->fc3_a = dn_carve(base, &off, rows * 16);
     bf->fc3_d = dn_carve(base, &off, rows * 16);
     bf->rowloss = dn_carve(base, &off, rows);
@@ -3642,7 +4214,7 @@ static void mlp_batchnorm_avx2_fc1_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [256, 784] = d^T x (in w's panels), db [256] = column sums of d.
  * d [n, 256] (row stride 256), x [n, 784] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void mlp_batchnorm_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -3652,66 +4224,86 @@ static void mlp_batchnorm_avx2_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3726,55 +4318,75 @@ static void mlp_batchnorm_avx2_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3782,36 +4394,45 @@ static void mlp_batchnorm_avx2_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3835,10 +4456,19 @@ static void mlp_batchnorm_avx2_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -3850,60 +4480,69 @@ static void mlp_batchnorm_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3918,10 +4557,19 @@ static void mlp_batchnorm_avx2_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -3934,48 +4582,57 @@ static void mlp_batchnorm_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3990,36 +4647,45 @@ static void mlp_batchnorm_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4052,30 +4718,66 @@ static inline void mlp_batchnorm_avx2_fc1_finish(const float *z, size_t row, int
 
 /* Batch statistics of z [n, 256] (n >= 2) into stats [5][256]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][256] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_avx2_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[3 * (8)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 256 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 256);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 256 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 256 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[3 * (8)];
+        const int q_depth = 3;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 256 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[256 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 256, 256);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        const double *sq = red + 256 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[256 + u + j] = istd;
             stats[512 + u + j] = alpha;
             stats[768 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[1024 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[1024 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -4119,23 +4821,44 @@ static void mlp_batchnorm_avx2_fc1_bn_apply(const float *restrict z, const float
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void mlp_batchnorm_avx2_fc1_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[256 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 512);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 256 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 256 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -4144,8 +4867,8 @@ static void mlp_batchnorm_avx2_fc1_bn_backward(float *restrict d, const float *r
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[1024 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -4158,23 +4881,43 @@ static void mlp_batchnorm_avx2_fc1_bn_backward(float *restrict d, const float *r
 static void mlp_batchnorm_avx2_fc1_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[256 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 512);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 256 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 256 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -4338,7 +5081,7 @@ static void mlp_batchnorm_avx2_fc2_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [128, 256] = d^T x (in w's panels), db [128] = column sums of d.
  * d [n, 128] (row stride 128), x [n, 256] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void mlp_batchnorm_avx2_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4348,66 +5091,86 @@ static void mlp_batchnorm_avx2_fc2_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4422,55 +5185,75 @@ static void mlp_batchnorm_avx2_fc2_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4478,36 +5261,45 @@ static void mlp_batchnorm_avx2_fc2_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4531,10 +5323,19 @@ static void mlp_batchnorm_avx2_fc2_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -4546,60 +5347,69 @@ static void mlp_batchnorm_avx2_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4614,10 +5424,19 @@ static void mlp_batchnorm_avx2_fc2_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -4630,48 +5449,57 @@ static void mlp_batchnorm_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4686,36 +5514,45 @@ static void mlp_batchnorm_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4915,30 +5752,66 @@ static inline void mlp_batchnorm_avx2_fc2_finish(const float *z, size_t row, int
 
 /* Batch statistics of z [n, 128] (n >= 2) into stats [5][128]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][128] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_avx2_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[3 * (8)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 128 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 128);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 128 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 128 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[3 * (8)];
+        const int q_depth = 3;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 128 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[128 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 128, 128);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        const double *sq = red + 128 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[128 + u + j] = istd;
             stats[256 + u + j] = alpha;
             stats[384 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[512 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[512 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -4982,23 +5855,44 @@ static void mlp_batchnorm_avx2_fc2_bn_apply(const float *restrict z, const float
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void mlp_batchnorm_avx2_fc2_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[128 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 256);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 128 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 128 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -5007,8 +5901,8 @@ static void mlp_batchnorm_avx2_fc2_bn_backward(float *restrict d, const float *r
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[512 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -5021,23 +5915,43 @@ static void mlp_batchnorm_avx2_fc2_bn_backward(float *restrict d, const float *r
 static void mlp_batchnorm_avx2_fc2_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[128 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 256);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 128 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 128 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -5190,7 +6104,7 @@ static void mlp_batchnorm_avx2_fc3_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [10, 128] = d^T x (in w's panels), db [10] = column sums of d.
  * d [n, 10] (row stride 16), x [n, 128] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void mlp_batchnorm_avx2_fc3_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -5200,49 +6114,69 @@ static void mlp_batchnorm_avx2_fc3_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5257,55 +6191,75 @@ static void mlp_batchnorm_avx2_fc3_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5313,24 +6267,33 @@ static void mlp_batchnorm_avx2_fc3_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5354,10 +6317,19 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -5369,43 +6341,52 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5420,10 +6401,19 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -5436,48 +6426,57 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5492,24 +6491,33 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5531,7 +6539,7 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
 static void mlp_batchnorm_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[2048];
     for (int e = 0; e < 32; e++) {
         const int q = e / 2, p = e % 2;
@@ -5539,7 +6547,7 @@ static void mlp_batchnorm_avx2_head(const float *restrict x, const float *restri
         float *dst = wt + (size_t)q * 128 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -5837,8 +6845,8 @@ static void mlp_batchnorm_avx2_head(const float *restrict x, const float *restri
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 16, zero past 10). */
 static void mlp_batchnorm_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 16;
@@ -5865,14 +6873,24 @@ static void mlp_batchnorm_avx2_loss(const float *restrict z, const int32_t *rest
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double mlp_batchnorm_avx2_sum_rows(const mlp_batchnorm_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -5886,27 +6904,29 @@ static double mlp_batchnorm_avx2_sum_rows(const mlp_batchnorm_avx2_buffers *bf, 
 static double mlp_batchnorm_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 236688, 0, sizeof(float) * 768);
     mlp_batchnorm_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     mlp_batchnorm_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         mlp_batchnorm_avx2_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_z, n);
-        mlp_batchnorm_avx2_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, n);
+        mlp_batchnorm_avx2_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         mlp_batchnorm_avx2_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         mlp_batchnorm_avx2_fc2_forward(bf.fc1_h, params + 201472, params + 234240, bf.fc2_z, n);
-        mlp_batchnorm_avx2_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, n);
+        mlp_batchnorm_avx2_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         mlp_batchnorm_avx2_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         mlp_batchnorm_avx2_head(bf.fc2_h, params + 234624, params + 236672, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         mlp_batchnorm_avx2_fc3_backward_w(bf.fc3_d, bf.fc2_h, grads + 234624, grads + 236672, n);
         mlp_batchnorm_avx2_fc2_bn_backward(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 234368, grads + 234368, grads + 234496,
-                params + 237200, params + 237328, n);
+                params + 237200, params + 237328, (double *)bf.fc2_red, n, n_all);
         mlp_batchnorm_avx2_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 201472, grads + 234240, n);
         mlp_batchnorm_avx2_fc2_backward_x(bf.fc2_d, params + 201472, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
         mlp_batchnorm_avx2_fc1_bn_backward(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 200960, grads + 200960, grads + 201216,
-                params + 236688, params + 236944, n);
+                params + 236688, params + 236944, (double *)bf.fc1_red, n, n_all);
         mlp_batchnorm_avx2_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 200704, n);
     }
     return mlp_batchnorm_avx2_sum_rows(&bf, n, correct);
@@ -5925,28 +6945,30 @@ static int mlp_batchnorm_avx2_rows_finite(const mlp_batchnorm_avx2_buffers *bf, 
 static double mlp_batchnorm_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     mlp_batchnorm_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     mlp_batchnorm_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         mlp_batchnorm_avx2_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_z, n);
-        mlp_batchnorm_avx2_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, n);
+        mlp_batchnorm_avx2_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         mlp_batchnorm_avx2_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         mlp_batchnorm_avx2_fc2_forward(bf.fc1_h, params + 201472, params + 234240, bf.fc2_z, n);
-        mlp_batchnorm_avx2_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, n);
+        mlp_batchnorm_avx2_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         mlp_batchnorm_avx2_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         mlp_batchnorm_avx2_head(bf.fc2_h, params + 234624, params + 236672, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         if (mlp_batchnorm_avx2_rows_finite(&bf, n)) {
             mlp_batchnorm_avx2_fc3_backward_w_adam(bf.fc3_d, bf.fc2_h, params + 234624, params + 236672, m + 234624, v + 234624, ac, n);
             mlp_batchnorm_avx2_fc2_bn_backward_adam(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 234368, params + 234496, m + 234368, v + 234368,
-                    ac, params + 237200, params + 237328, n);
+                    ac, params + 237200, params + 237328, (double *)bf.fc2_red, n, n_all);
             mlp_batchnorm_avx2_fc2_backward_x(bf.fc2_d, params + 201472, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
             mlp_batchnorm_avx2_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 201472, params + 234240, m + 201472, v + 201472, ac, n);
             mlp_batchnorm_avx2_fc1_bn_backward_adam(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 200960, params + 201216, m + 200960, v + 200960,
-                    ac, params + 236688, params + 236944, n);
+                    ac, params + 236688, params + 236944, (double *)bf.fc1_red, n, n_all);
             mlp_batchnorm_avx2_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 200704, m + 0, v + 0, ac, n);
         }
     }
@@ -5958,12 +6980,14 @@ static double mlp_batchnorm_avx2_train_step_adam(float *params, float *m, float 
 static double mlp_batchnorm_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     mlp_batchnorm_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     mlp_batchnorm_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         mlp_batchnorm_avx2_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_z, n);
         mlp_batchnorm_avx2_fc1_bn_running(params + 236688, params + 236944, params + 200960, params + 201216, bf.fc1_stats);
         mlp_batchnorm_avx2_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
@@ -5972,7 +6996,7 @@ static double mlp_batchnorm_avx2_eval(const float *params, void *ws, const dn_ba
         mlp_batchnorm_avx2_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, mc ? bf.fc2_mask : NULL, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
         mlp_batchnorm_avx2_fc3_forward((mc ? bf.fc2_h : bf.fc2_a), params + 234624, params + 236672, bf.fc3_a,
                 n);
-        mlp_batchnorm_avx2_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        mlp_batchnorm_avx2_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? mlp_batchnorm_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -6039,6 +7063,10 @@ static double mlp_batchnorm_avx2_eval(const float *params, void *ws, const dn_ba
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -6047,6 +7075,10 @@ static double mlp_batchnorm_avx2_eval(const float *params, void *ws, const dn_ba
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -6151,6 +7183,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -6315,7 +7381,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -6327,7 +7393,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -6353,12 +7419,14 @@ typedef struct {
     float *fc1_d; /* [n, 256] gradient wrt the pre-activation (zero past 256) */
     float *fc1_z; /* [n, 256] x W^T + b, the input of batch norm */
     float *fc1_stats; /* [5][256] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc1_red; /* [2][features] sums in double (batch norm) */
     float *fc2_a; /* [n, 128] activation */
     float *fc2_mask; /* [n, 128] dropout scale */
     float *fc2_h; /* [n, 128] output in training */
     float *fc2_d; /* [n, 128] gradient wrt the pre-activation (zero past 128) */
     float *fc2_z; /* [n, 128] x W^T + b, the input of batch norm */
     float *fc2_stats; /* [5][128] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc2_red; /* [2][features] sums in double (batch norm) */
     float *fc3_a; /* [n, 16] activation */
     float *fc3_d; /* [n, 16] gradient wrt the pre-activation (zero past 10) */
     float *rowloss; /* [n] per-row loss */
@@ -6378,12 +7446,14 @@ static size_t mlp_batchnorm_avx512_bind(void *ws, int n, mlp_batchnorm_avx512_bu
     bf->fc1_d = dn_carve(base, &off, rows * 256);
     bf->fc1_z = dn_carve(base, &off, rows * 256);
     bf->fc1_stats = dn_carve(base, &off, 1280);
+    bf->fc1_red = dn_carve(base, &off, 1024);
     bf->fc2_a = dn_carve(base, &off, rows * 128);
     bf->fc2_mask = dn_carve(base, &off, rows * 128);
     bf->fc2_h = dn_carve(base, &off, rows * 128);
     bf->fc2_d = dn_carve(base, &off, rows * 128);
     bf->fc2_z = dn_carve(base, &off, rows * 128);
     bf->fc2_stats = dn_carve(base, &off, 640);
+    bf->fc2_red = dn_carve(base, &off, 512);
     bf->fc3_a = dn_carve(base, &off, rows * 16);
     bf->fc3_d = dn_carve(base, &off, rows * 16);
     bf->rowloss = dn_carve(base, &off, rows);
@@ -6543,7 +7613,7 @@ static void mlp_batchnorm_avx512_fc1_forward(const float *restrict x, const floa
 
 /* Weight gradients: dw [256, 784] = d^T x (in w's panels), db [256] = column sums of d.
  * d [n, 256] (row stride 256), x [n, 784] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void mlp_batchnorm_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -6553,66 +7623,86 @@ static void mlp_batchnorm_avx512_fc1_backward_w(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6627,55 +7717,75 @@ static void mlp_batchnorm_avx512_fc1_backward_w(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6683,36 +7793,45 @@ static void mlp_batchnorm_avx512_fc1_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6736,10 +7855,19 @@ static void mlp_batchnorm_avx512_fc1_backward_w_adam(const float *restrict d, co
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -6751,60 +7879,69 @@ static void mlp_batchnorm_avx512_fc1_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6819,10 +7956,19 @@ static void mlp_batchnorm_avx512_fc1_backward_w_adam(const float *restrict d, co
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -6835,48 +7981,57 @@ static void mlp_batchnorm_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6891,36 +8046,45 @@ static void mlp_batchnorm_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6953,30 +8117,66 @@ static inline void mlp_batchnorm_avx512_fc1_finish(const float *z, size_t row, i
 
 /* Batch statistics of z [n, 256] (n >= 2) into stats [5][256]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][256] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_avx512_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[3 * (8)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 256 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 256);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 256 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 256 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[3 * (8)];
+        const int q_depth = 3;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 256 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[256 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 256, 256);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        const double *sq = red + 256 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[256 + u + j] = istd;
             stats[512 + u + j] = alpha;
             stats[768 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[1024 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[1024 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -7020,23 +8220,44 @@ static void mlp_batchnorm_avx512_fc1_bn_apply(const float *restrict z, const flo
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void mlp_batchnorm_avx512_fc1_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[256 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 512);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 256 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 256 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -7045,8 +8266,8 @@ static void mlp_batchnorm_avx512_fc1_bn_backward(float *restrict d, const float 
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[1024 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -7059,23 +8280,43 @@ static void mlp_batchnorm_avx512_fc1_bn_backward(float *restrict d, const float 
 static void mlp_batchnorm_avx512_fc1_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 32; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[256 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 512);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 256 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 256 + u, *zr = z + (size_t)r * 256 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 256 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -7239,7 +8480,7 @@ static void mlp_batchnorm_avx512_fc2_forward(const float *restrict x, const floa
 
 /* Weight gradients: dw [128, 256] = d^T x (in w's panels), db [128] = column sums of d.
  * d [n, 128] (row stride 128), x [n, 256] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void mlp_batchnorm_avx512_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -7249,66 +8490,86 @@ static void mlp_batchnorm_avx512_fc2_backward_w(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7323,55 +8584,75 @@ static void mlp_batchnorm_avx512_fc2_backward_w(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7379,36 +8660,45 @@ static void mlp_batchnorm_avx512_fc2_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7432,10 +8722,19 @@ static void mlp_batchnorm_avx512_fc2_backward_w_adam(const float *restrict d, co
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -7447,60 +8746,69 @@ static void mlp_batchnorm_avx512_fc2_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[3 * (256)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7515,10 +8823,19 @@ static void mlp_batchnorm_avx512_fc2_backward_w_adam(const float *restrict d, co
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -7531,48 +8848,57 @@ static void mlp_batchnorm_avx512_fc2_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7587,36 +8913,45 @@ static void mlp_batchnorm_avx512_fc2_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[3 * (64)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7816,30 +9151,66 @@ static inline void mlp_batchnorm_avx512_fc2_finish(const float *z, size_t row, i
 
 /* Batch statistics of z [n, 128] (n >= 2) into stats [5][128]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][128] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_avx512_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[3 * (8)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 128 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 128);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 128 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 128 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[3 * (8)];
+        const int q_depth = 3;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 128 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[128 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 128, 128);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        const double *sq = red + 128 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[128 + u + j] = istd;
             stats[256 + u + j] = alpha;
             stats[384 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[512 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[512 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -7883,23 +9254,44 @@ static void mlp_batchnorm_avx512_fc2_bn_apply(const float *restrict z, const flo
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void mlp_batchnorm_avx512_fc2_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[128 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 256);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 128 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 128 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -7908,8 +9300,8 @@ static void mlp_batchnorm_avx512_fc2_bn_backward(float *restrict d, const float 
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[512 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -7922,23 +9314,43 @@ static void mlp_batchnorm_avx512_fc2_bn_backward(float *restrict d, const float 
 static void mlp_batchnorm_avx512_fc2_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 16; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[3 * (16)];
+        const int s_depth = 3;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[128 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 256);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 128 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 128 + u, *zr = z + (size_t)r * 128 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 128 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -8091,7 +9503,7 @@ static void mlp_batchnorm_avx512_fc3_forward(const float *restrict x, const floa
 
 /* Weight gradients: dw [10, 128] = d^T x (in w's panels), db [10] = column sums of d.
  * d [n, 10] (row stride 16), x [n, 128] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void mlp_batchnorm_avx512_fc3_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -8101,49 +9513,69 @@ static void mlp_batchnorm_avx512_fc3_backward_w(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8158,55 +9590,75 @@ static void mlp_batchnorm_avx512_fc3_backward_w(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8214,24 +9666,33 @@ static void mlp_batchnorm_avx512_fc3_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8255,10 +9716,19 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -8270,43 +9740,52 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[3 * (128)];
+            const int t_depth = 3;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8321,10 +9800,19 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[3 * (8)];
+                const int s_depth = 3;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -8337,48 +9825,57 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[3 * (96)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8393,24 +9890,33 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[3 * (32)];
+                const int t_depth = 3;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8432,7 +9938,7 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
 static void mlp_batchnorm_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[2048];
     for (int e = 0; e < 32; e++) {
         const int q = e / 2, p = e % 2;
@@ -8440,7 +9946,7 @@ static void mlp_batchnorm_avx512_head(const float *restrict x, const float *rest
         float *dst = wt + (size_t)q * 128 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -8738,8 +10244,8 @@ static void mlp_batchnorm_avx512_head(const float *restrict x, const float *rest
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 16, zero past 10). */
 static void mlp_batchnorm_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 16;
@@ -8766,14 +10272,24 @@ static void mlp_batchnorm_avx512_loss(const float *restrict z, const int32_t *re
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double mlp_batchnorm_avx512_sum_rows(const mlp_batchnorm_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -8787,27 +10303,29 @@ static double mlp_batchnorm_avx512_sum_rows(const mlp_batchnorm_avx512_buffers *
 static double mlp_batchnorm_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 236688, 0, sizeof(float) * 768);
     mlp_batchnorm_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     mlp_batchnorm_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         mlp_batchnorm_avx512_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_z, n);
-        mlp_batchnorm_avx512_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, n);
+        mlp_batchnorm_avx512_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         mlp_batchnorm_avx512_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         mlp_batchnorm_avx512_fc2_forward(bf.fc1_h, params + 201472, params + 234240, bf.fc2_z, n);
-        mlp_batchnorm_avx512_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, n);
+        mlp_batchnorm_avx512_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         mlp_batchnorm_avx512_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         mlp_batchnorm_avx512_head(bf.fc2_h, params + 234624, params + 236672, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         mlp_batchnorm_avx512_fc3_backward_w(bf.fc3_d, bf.fc2_h, grads + 234624, grads + 236672, n);
         mlp_batchnorm_avx512_fc2_bn_backward(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 234368, grads + 234368, grads + 234496,
-                params + 237200, params + 237328, n);
+                params + 237200, params + 237328, (double *)bf.fc2_red, n, n_all);
         mlp_batchnorm_avx512_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 201472, grads + 234240, n);
         mlp_batchnorm_avx512_fc2_backward_x(bf.fc2_d, params + 201472, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
         mlp_batchnorm_avx512_fc1_bn_backward(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 200960, grads + 200960, grads + 201216,
-                params + 236688, params + 236944, n);
+                params + 236688, params + 236944, (double *)bf.fc1_red, n, n_all);
         mlp_batchnorm_avx512_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 200704, n);
     }
     return mlp_batchnorm_avx512_sum_rows(&bf, n, correct);
@@ -8826,28 +10344,30 @@ static int mlp_batchnorm_avx512_rows_finite(const mlp_batchnorm_avx512_buffers *
 static double mlp_batchnorm_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     mlp_batchnorm_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     mlp_batchnorm_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         mlp_batchnorm_avx512_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_z, n);
-        mlp_batchnorm_avx512_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, n);
+        mlp_batchnorm_avx512_fc1_bn_batch(bf.fc1_z, params + 200960, params + 201216, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         mlp_batchnorm_avx512_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         mlp_batchnorm_avx512_fc2_forward(bf.fc1_h, params + 201472, params + 234240, bf.fc2_z, n);
-        mlp_batchnorm_avx512_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, n);
+        mlp_batchnorm_avx512_fc2_bn_batch(bf.fc2_z, params + 234368, params + 234496, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         mlp_batchnorm_avx512_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         mlp_batchnorm_avx512_head(bf.fc2_h, params + 234624, params + 236672, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         if (mlp_batchnorm_avx512_rows_finite(&bf, n)) {
             mlp_batchnorm_avx512_fc3_backward_w_adam(bf.fc3_d, bf.fc2_h, params + 234624, params + 236672, m + 234624, v + 234624, ac, n);
             mlp_batchnorm_avx512_fc2_bn_backward_adam(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 234368, params + 234496, m + 234368, v + 234368,
-                    ac, params + 237200, params + 237328, n);
+                    ac, params + 237200, params + 237328, (double *)bf.fc2_red, n, n_all);
             mlp_batchnorm_avx512_fc2_backward_x(bf.fc2_d, params + 201472, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
             mlp_batchnorm_avx512_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 201472, params + 234240, m + 201472, v + 201472, ac, n);
             mlp_batchnorm_avx512_fc1_bn_backward_adam(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 200960, params + 201216, m + 200960, v + 200960,
-                    ac, params + 236688, params + 236944, n);
+                    ac, params + 236688, params + 236944, (double *)bf.fc1_red, n, n_all);
             mlp_batchnorm_avx512_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 200704, m + 0, v + 0, ac, n);
         }
     }
@@ -8859,12 +10379,14 @@ static double mlp_batchnorm_avx512_train_step_adam(float *params, float *m, floa
 static double mlp_batchnorm_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     mlp_batchnorm_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     mlp_batchnorm_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         mlp_batchnorm_avx512_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_z, n);
         mlp_batchnorm_avx512_fc1_bn_running(params + 236688, params + 236944, params + 200960, params + 201216, bf.fc1_stats);
         mlp_batchnorm_avx512_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
@@ -8873,7 +10395,7 @@ static double mlp_batchnorm_avx512_eval(const float *params, void *ws, const dn_
         mlp_batchnorm_avx512_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, mc ? bf.fc2_mask : NULL, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
         mlp_batchnorm_avx512_fc3_forward((mc ? bf.fc2_h : bf.fc2_a), params + 234624, params + 236672, bf.fc3_a,
                 n);
-        mlp_batchnorm_avx512_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        mlp_batchnorm_avx512_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? mlp_batchnorm_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

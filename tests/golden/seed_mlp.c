@@ -38,6 +38,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -100,6 +114,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -171,7 +198,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -180,7 +207,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -241,6 +269,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -249,6 +281,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -353,6 +389,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -517,7 +587,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -529,7 +599,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -757,7 +827,7 @@ static void seed_mlp_base_fc1_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [256, 784] = d^T x (in w's panels), db [256] = column sums of d.
  * d [n, 256] (row stride 256), x [n, 784] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void seed_mlp_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -767,66 +837,86 @@ static void seed_mlp_base_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -841,55 +931,75 @@ static void seed_mlp_base_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -897,36 +1007,45 @@ static void seed_mlp_base_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -950,10 +1069,19 @@ static void seed_mlp_base_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -965,60 +1093,69 @@ static void seed_mlp_base_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1033,10 +1170,19 @@ static void seed_mlp_base_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -1049,48 +1195,57 @@ static void seed_mlp_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1105,36 +1260,45 @@ static void seed_mlp_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1312,7 +1476,7 @@ static void seed_mlp_base_fc2_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [128, 256] = d^T x (in w's panels), db [128] = column sums of d.
  * d [n, 128] (row stride 128), x [n, 256] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void seed_mlp_base_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1322,66 +1486,86 @@ static void seed_mlp_base_fc2_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1396,55 +1580,75 @@ static void seed_mlp_base_fc2_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1452,36 +1656,45 @@ static void seed_mlp_base_fc2_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1505,10 +1718,19 @@ static void seed_mlp_base_fc2_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -1520,60 +1742,69 @@ static void seed_mlp_base_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1588,10 +1819,19 @@ static void seed_mlp_base_fc2_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -1604,48 +1844,57 @@ static void seed_mlp_base_fc2_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1660,36 +1909,45 @@ static void seed_mlp_base_fc2_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -2003,7 +2261,7 @@ static void seed_mlp_base_fc3_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [10, 128] = d^T x (in w's panels), db [10] = column sums of d.
  * d [n, 10] (row stride 16), x [n, 128] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void seed_mlp_base_fc3_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -2013,49 +2271,69 @@ static void seed_mlp_base_fc3_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[1 * (128)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2070,55 +2348,75 @@ static void seed_mlp_base_fc3_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2126,24 +2424,33 @@ static void seed_mlp_base_fc3_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2167,10 +2474,19 @@ static void seed_mlp_base_fc3_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -2182,43 +2498,52 @@ static void seed_mlp_base_fc3_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[1 * (128)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2233,10 +2558,19 @@ static void seed_mlp_base_fc3_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -2249,48 +2583,57 @@ static void seed_mlp_base_fc3_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2305,24 +2648,33 @@ static void seed_mlp_base_fc3_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2344,7 +2696,7 @@ static void seed_mlp_base_fc3_backward_w_adam(const float *restrict d, const flo
 static void seed_mlp_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[2048];
     for (int e = 0; e < 32; e++) {
         const int q = e / 2, p = e % 2;
@@ -2352,7 +2704,7 @@ static void seed_mlp_base_head(const float *restrict x, const float *restrict w,
         float *dst = wt + (size_t)q * 128 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -2650,8 +3002,8 @@ static void seed_mlp_base_head(const float *restrict x, const float *restrict w,
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 16, zero past 10). */
 static void seed_mlp_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 16;
@@ -2678,14 +3030,24 @@ static void seed_mlp_base_loss(const float *restrict z, const int32_t *restrict 
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double seed_mlp_base_sum_rows(const seed_mlp_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -2696,18 +3058,20 @@ static double seed_mlp_base_sum_rows(const seed_mlp_base_buffers *bf, int n, int
  * One parallel region; the kernels split work with orphaned omp for. */
 static double seed_mlp_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     seed_mlp_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     seed_mlp_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         seed_mlp_base_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         seed_mlp_base_fc2_forward(bf.fc1_h, params + 200960, params + 233728, bf.fc2_a,
                 bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         seed_mlp_base_head(bf.fc2_h, params + 233856, params + 235904, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         seed_mlp_base_fc3_backward_w(bf.fc3_d, bf.fc2_h, grads + 233856, grads + 235904, n);
         seed_mlp_base_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 200960, grads + 233728, n);
         seed_mlp_base_fc2_backward_x(bf.fc2_d, params + 200960, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
@@ -2729,18 +3093,20 @@ static int seed_mlp_base_rows_finite(const seed_mlp_base_buffers *bf, int n) {
 static double seed_mlp_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     seed_mlp_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     seed_mlp_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         seed_mlp_base_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         seed_mlp_base_fc2_forward(bf.fc1_h, params + 200960, params + 233728, bf.fc2_a,
                 bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         seed_mlp_base_head(bf.fc2_h, params + 233856, params + 235904, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         if (seed_mlp_base_rows_finite(&bf, n)) {
             seed_mlp_base_fc3_backward_w_adam(bf.fc3_d, bf.fc2_h, params + 233856, params + 235904, m + 233856, v + 233856, ac, n);
             seed_mlp_base_fc2_backward_x(bf.fc2_d, params + 200960, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
@@ -2756,19 +3122,21 @@ static double seed_mlp_base_train_step_adam(float *params, float *m, float *v, c
 static double seed_mlp_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     seed_mlp_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     seed_mlp_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         seed_mlp_base_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_a,
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         seed_mlp_base_fc2_forward((mc ? bf.fc1_h : bf.fc1_a), params + 200960, params + 233728, bf.fc2_a,
                 mc ? bf.fc2_mask : NULL, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
         seed_mlp_base_fc3_forward((mc ? bf.fc2_h : bf.fc2_a), params + 233856, params + 235904, bf.fc3_a,
                 n);
-        seed_mlp_base_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        seed_mlp_base_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? seed_mlp_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -2828,6 +3196,10 @@ static double seed_mlp_base_eval(const float *params, void *ws, const dn_batch *
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -2836,6 +3208,10 @@ static double seed_mlp_base_eval(const float *params, void *ws, const dn_batch *
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -2940,6 +3316,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -3104,7 +3514,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -3116,7 +3526,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -3344,7 +3754,7 @@ static void seed_mlp_avx2_fc1_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [256, 784] = d^T x (in w's panels), db [256] = column sums of d.
  * d [n, 256] (row stride 256), x [n, 784] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void seed_mlp_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -3354,66 +3764,86 @@ static void seed_mlp_avx2_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3428,55 +3858,75 @@ static void seed_mlp_avx2_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3484,36 +3934,45 @@ static void seed_mlp_avx2_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3537,10 +3996,19 @@ static void seed_mlp_avx2_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -3552,60 +4020,69 @@ static void seed_mlp_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3620,10 +4097,19 @@ static void seed_mlp_avx2_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -3636,48 +4122,57 @@ static void seed_mlp_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3692,36 +4187,45 @@ static void seed_mlp_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3899,7 +4403,7 @@ static void seed_mlp_avx2_fc2_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [128, 256] = d^T x (in w's panels), db [128] = column sums of d.
  * d [n, 128] (row stride 128), x [n, 256] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void seed_mlp_avx2_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -3909,66 +4413,86 @@ static void seed_mlp_avx2_fc2_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -3983,55 +4507,75 @@ static void seed_mlp_avx2_fc2_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4039,36 +4583,45 @@ static void seed_mlp_avx2_fc2_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4092,10 +4645,19 @@ static void seed_mlp_avx2_fc2_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -4107,60 +4669,69 @@ static void seed_mlp_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4175,10 +4746,19 @@ static void seed_mlp_avx2_fc2_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -4191,48 +4771,57 @@ static void seed_mlp_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4247,36 +4836,45 @@ static void seed_mlp_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4590,7 +5188,7 @@ static void seed_mlp_avx2_fc3_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [10, 128] = d^T x (in w's panels), db [10] = column sums of d.
  * d [n, 10] (row stride 16), x [n, 128] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void seed_mlp_avx2_fc3_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4600,49 +5198,69 @@ static void seed_mlp_avx2_fc3_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[1 * (128)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -4657,55 +5275,75 @@ static void seed_mlp_avx2_fc3_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -4713,24 +5351,33 @@ static void seed_mlp_avx2_fc3_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -4754,10 +5401,19 @@ static void seed_mlp_avx2_fc3_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -4769,43 +5425,52 @@ static void seed_mlp_avx2_fc3_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[1 * (128)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -4820,10 +5485,19 @@ static void seed_mlp_avx2_fc3_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -4836,48 +5510,57 @@ static void seed_mlp_avx2_fc3_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -4892,24 +5575,33 @@ static void seed_mlp_avx2_fc3_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -4931,7 +5623,7 @@ static void seed_mlp_avx2_fc3_backward_w_adam(const float *restrict d, const flo
 static void seed_mlp_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[2048];
     for (int e = 0; e < 32; e++) {
         const int q = e / 2, p = e % 2;
@@ -4939,7 +5631,7 @@ static void seed_mlp_avx2_head(const float *restrict x, const float *restrict w,
         float *dst = wt + (size_t)q * 128 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -5237,8 +5929,8 @@ static void seed_mlp_avx2_head(const float *restrict x, const float *restrict w,
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 16, zero past 10). */
 static void seed_mlp_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 16;
@@ -5265,14 +5957,24 @@ static void seed_mlp_avx2_loss(const float *restrict z, const int32_t *restrict 
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double seed_mlp_avx2_sum_rows(const seed_mlp_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -5283,18 +5985,20 @@ static double seed_mlp_avx2_sum_rows(const seed_mlp_avx2_buffers *bf, int n, int
  * One parallel region; the kernels split work with orphaned omp for. */
 static double seed_mlp_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     seed_mlp_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     seed_mlp_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         seed_mlp_avx2_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         seed_mlp_avx2_fc2_forward(bf.fc1_h, params + 200960, params + 233728, bf.fc2_a,
                 bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         seed_mlp_avx2_head(bf.fc2_h, params + 233856, params + 235904, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         seed_mlp_avx2_fc3_backward_w(bf.fc3_d, bf.fc2_h, grads + 233856, grads + 235904, n);
         seed_mlp_avx2_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 200960, grads + 233728, n);
         seed_mlp_avx2_fc2_backward_x(bf.fc2_d, params + 200960, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
@@ -5316,18 +6020,20 @@ static int seed_mlp_avx2_rows_finite(const seed_mlp_avx2_buffers *bf, int n) {
 static double seed_mlp_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     seed_mlp_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     seed_mlp_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         seed_mlp_avx2_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         seed_mlp_avx2_fc2_forward(bf.fc1_h, params + 200960, params + 233728, bf.fc2_a,
                 bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         seed_mlp_avx2_head(bf.fc2_h, params + 233856, params + 235904, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         if (seed_mlp_avx2_rows_finite(&bf, n)) {
             seed_mlp_avx2_fc3_backward_w_adam(bf.fc3_d, bf.fc2_h, params + 233856, params + 235904, m + 233856, v + 233856, ac, n);
             seed_mlp_avx2_fc2_backward_x(bf.fc2_d, params + 200960, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
@@ -5343,19 +6049,21 @@ static double seed_mlp_avx2_train_step_adam(float *params, float *m, float *v, c
 static double seed_mlp_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     seed_mlp_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     seed_mlp_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         seed_mlp_avx2_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_a,
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         seed_mlp_avx2_fc2_forward((mc ? bf.fc1_h : bf.fc1_a), params + 200960, params + 233728, bf.fc2_a,
                 mc ? bf.fc2_mask : NULL, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
         seed_mlp_avx2_fc3_forward((mc ? bf.fc2_h : bf.fc2_a), params + 233856, params + 235904, bf.fc3_a,
                 n);
-        seed_mlp_avx2_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        seed_mlp_avx2_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? seed_mlp_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -5422,6 +6130,10 @@ static double seed_mlp_avx2_eval(const float *params, void *ws, const dn_batch *
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -5430,6 +6142,10 @@ static double seed_mlp_avx2_eval(const float *params, void *ws, const dn_batch *
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -5534,6 +6250,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -5698,7 +6448,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -5710,7 +6460,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -5938,7 +6688,7 @@ static void seed_mlp_avx512_fc1_forward(const float *restrict x, const float *re
 
 /* Weight gradients: dw [256, 784] = d^T x (in w's panels), db [256] = column sums of d.
  * d [n, 256] (row stride 256), x [n, 784] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void seed_mlp_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -5948,66 +6698,86 @@ static void seed_mlp_avx512_fc1_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6022,55 +6792,75 @@ static void seed_mlp_avx512_fc1_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6078,36 +6868,45 @@ static void seed_mlp_avx512_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6131,10 +6930,19 @@ static void seed_mlp_avx512_fc1_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -6146,60 +6954,69 @@ static void seed_mlp_avx512_fc1_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6214,10 +7031,19 @@ static void seed_mlp_avx512_fc1_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 256 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 256 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 200704 + u, v + 200704 + u, gs, ac);
             }
         {
@@ -6230,48 +7056,57 @@ static void seed_mlp_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6286,36 +7121,45 @@ static void seed_mlp_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 256, *xr = xp + (size_t)r * 784;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6493,7 +7337,7 @@ static void seed_mlp_avx512_fc2_forward(const float *restrict x, const float *re
 
 /* Weight gradients: dw [128, 256] = d^T x (in w's panels), db [128] = column sums of d.
  * d [n, 128] (row stride 128), x [n, 256] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void seed_mlp_avx512_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -6503,66 +7347,86 @@ static void seed_mlp_avx512_fc2_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -6577,55 +7441,75 @@ static void seed_mlp_avx512_fc2_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -6633,36 +7517,45 @@ static void seed_mlp_avx512_fc2_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -6686,10 +7579,19 @@ static void seed_mlp_avx512_fc2_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -6701,60 +7603,69 @@ static void seed_mlp_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0}, c01 = {0};
-            dn_v16 c10 = {0}, c11 = {0};
-            dn_v16 c20 = {0}, c21 = {0};
-            dn_v16 c30 = {0}, c31 = {0};
-            dn_v16 c40 = {0}, c41 = {0};
-            dn_v16 c50 = {0}, c51 = {0};
-            dn_v16 c60 = {0}, c61 = {0};
-            dn_v16 c70 = {0}, c71 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                const dn_v16 d0 = dn_load16(dr);
-                const dn_v16 d1 = dn_load16(dr + 16);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                c01 = dn_fma16(g, d1, c01);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                c11 = dn_fma16(g, d1, c11);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                c21 = dn_fma16(g, d1, c21);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                c31 = dn_fma16(g, d1, c31);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                c41 = dn_fma16(g, d1, c41);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                c51 = dn_fma16(g, d1, c51);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                c61 = dn_fma16(g, d1, c61);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-                c71 = dn_fma16(g, d1, c71);
-            }
             float z[8][32];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[0][16], c01);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[1][16], c11);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[2][16], c21);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[3][16], c31);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[4][16], c41);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[5][16], c51);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[6][16], c61);
-            dn_store16(&z[7][0], c70);
-            dn_store16(&z[7][16], c71);
+            float t_pend[1 * (256)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0}, c01 = {0};
+                dn_v16 c10 = {0}, c11 = {0};
+                dn_v16 c20 = {0}, c21 = {0};
+                dn_v16 c30 = {0}, c31 = {0};
+                dn_v16 c40 = {0}, c41 = {0};
+                dn_v16 c50 = {0}, c51 = {0};
+                dn_v16 c60 = {0}, c61 = {0};
+                dn_v16 c70 = {0}, c71 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                    const dn_v16 d0 = dn_load16(dr);
+                    const dn_v16 d1 = dn_load16(dr + 16);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    c01 = dn_fma16(g, d1, c01);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    c11 = dn_fma16(g, d1, c11);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    c21 = dn_fma16(g, d1, c21);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    c31 = dn_fma16(g, d1, c31);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    c41 = dn_fma16(g, d1, c41);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    c51 = dn_fma16(g, d1, c51);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    c61 = dn_fma16(g, d1, c61);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                    c71 = dn_fma16(g, d1, c71);
+                }
+                float part[8][32];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[0][16], c01);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[1][16], c11);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[2][16], c21);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[3][16], c31);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[4][16], c41);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[5][16], c51);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[6][16], c61);
+                dn_store16(&part[7][0], c70);
+                dn_store16(&part[7][16], c71);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -6769,10 +7680,19 @@ static void seed_mlp_avx512_fc2_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 128 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 128 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 32768 + u, v + 32768 + u, gs, ac);
             }
         {
@@ -6785,48 +7705,57 @@ static void seed_mlp_avx512_fc2_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -6841,36 +7770,45 @@ static void seed_mlp_avx512_fc2_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                }
                 float z[4][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 128, *xr = xp + (size_t)r * 256;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                    }
+                    float part[4][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7184,7 +8122,7 @@ static void seed_mlp_avx512_fc3_forward(const float *restrict x, const float *re
 
 /* Weight gradients: dw [10, 128] = d^T x (in w's panels), db [10] = column sums of d.
  * d [n, 10] (row stride 16), x [n, 128] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void seed_mlp_avx512_fc3_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -7194,49 +8132,69 @@ static void seed_mlp_avx512_fc3_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[1 * (128)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7251,55 +8209,75 @@ static void seed_mlp_avx512_fc3_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7307,24 +8285,33 @@ static void seed_mlp_avx512_fc3_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7348,10 +8335,19 @@ static void seed_mlp_avx512_fc3_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -7363,43 +8359,52 @@ static void seed_mlp_avx512_fc3_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v16 c00 = {0};
-            dn_v16 c10 = {0};
-            dn_v16 c20 = {0};
-            dn_v16 c30 = {0};
-            dn_v16 c40 = {0};
-            dn_v16 c50 = {0};
-            dn_v16 c60 = {0};
-            dn_v16 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                const dn_v16 d0 = dn_load16(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma16(g, d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma16(g, d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma16(g, d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma16(g, d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma16(g, d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma16(g, d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma16(g, d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma16(g, d0, c70);
-            }
             float z[8][16];
-            dn_store16(&z[0][0], c00);
-            dn_store16(&z[1][0], c10);
-            dn_store16(&z[2][0], c20);
-            dn_store16(&z[3][0], c30);
-            dn_store16(&z[4][0], c40);
-            dn_store16(&z[5][0], c50);
-            dn_store16(&z[6][0], c60);
-            dn_store16(&z[7][0], c70);
+            float t_pend[1 * (128)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v16 c00 = {0};
+                dn_v16 c10 = {0};
+                dn_v16 c20 = {0};
+                dn_v16 c30 = {0};
+                dn_v16 c40 = {0};
+                dn_v16 c50 = {0};
+                dn_v16 c60 = {0};
+                dn_v16 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                    const dn_v16 d0 = dn_load16(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma16(g, d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma16(g, d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma16(g, d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma16(g, d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma16(g, d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma16(g, d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma16(g, d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma16(g, d0, c70);
+                }
+                float part[8][16];
+                dn_store16(&part[0][0], c00);
+                dn_store16(&part[1][0], c10);
+                dn_store16(&part[2][0], c20);
+                dn_store16(&part[3][0], c30);
+                dn_store16(&part[4][0], c40);
+                dn_store16(&part[5][0], c50);
+                dn_store16(&part[6][0], c60);
+                dn_store16(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7414,10 +8419,19 @@ static void seed_mlp_avx512_fc3_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 16 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 16 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 2048 + u, v + 2048 + u, gs, ac);
             }
         {
@@ -7430,48 +8444,57 @@ static void seed_mlp_avx512_fc3_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                dn_v8 c20 = {0}, c21 = {0};
-                dn_v8 c30 = {0}, c31 = {0};
-                dn_v8 c40 = {0}, c41 = {0};
-                dn_v8 c50 = {0}, c51 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    c21 = dn_fma8(g, d1, c21);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    c31 = dn_fma8(g, d1, c31);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    c41 = dn_fma8(g, d1, c41);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                    c51 = dn_fma8(g, d1, c51);
-                }
                 float z[6][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[2][8], c21);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[3][8], c31);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[4][8], c41);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[5][8], c51);
+                float t_pend[1 * (96)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    dn_v8 c20 = {0}, c21 = {0};
+                    dn_v8 c30 = {0}, c31 = {0};
+                    dn_v8 c40 = {0}, c41 = {0};
+                    dn_v8 c50 = {0}, c51 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        c21 = dn_fma8(g, d1, c21);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        c31 = dn_fma8(g, d1, c31);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        c41 = dn_fma8(g, d1, c41);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                        c51 = dn_fma8(g, d1, c51);
+                    }
+                    float part[6][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[2][8], c21);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[3][8], c31);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[4][8], c41);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[5][8], c51);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7486,24 +8509,33 @@ static void seed_mlp_avx512_fc3_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0}, c01 = {0};
-                dn_v8 c10 = {0}, c11 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
-                    const dn_v8 d0 = dn_load8(dr);
-                    const dn_v8 d1 = dn_load8(dr + 8);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    c01 = dn_fma8(g, d1, c01);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    c11 = dn_fma8(g, d1, c11);
-                }
                 float z[2][16];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[0][8], c01);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[1][8], c11);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0}, c01 = {0};
+                    dn_v8 c10 = {0}, c11 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 16, *xr = xp + (size_t)r * 128;
+                        const dn_v8 d0 = dn_load8(dr);
+                        const dn_v8 d1 = dn_load8(dr + 8);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        c01 = dn_fma8(g, d1, c01);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        c11 = dn_fma8(g, d1, c11);
+                    }
+                    float part[2][16];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[0][8], c01);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[1][8], c11);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7525,7 +8557,7 @@ static void seed_mlp_avx512_fc3_backward_w_adam(const float *restrict d, const f
 static void seed_mlp_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[2048];
     for (int e = 0; e < 32; e++) {
         const int q = e / 2, p = e % 2;
@@ -7533,7 +8565,7 @@ static void seed_mlp_avx512_head(const float *restrict x, const float *restrict 
         float *dst = wt + (size_t)q * 128 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -7831,8 +8863,8 @@ static void seed_mlp_avx512_head(const float *restrict x, const float *restrict 
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 16, zero past 10). */
 static void seed_mlp_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 16;
@@ -7859,14 +8891,24 @@ static void seed_mlp_avx512_loss(const float *restrict z, const int32_t *restric
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double seed_mlp_avx512_sum_rows(const seed_mlp_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -7877,18 +8919,20 @@ static double seed_mlp_avx512_sum_rows(const seed_mlp_avx512_buffers *bf, int n,
  * One parallel region; the kernels split work with orphaned omp for. */
 static double seed_mlp_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     seed_mlp_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     seed_mlp_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         seed_mlp_avx512_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         seed_mlp_avx512_fc2_forward(bf.fc1_h, params + 200960, params + 233728, bf.fc2_a,
                 bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         seed_mlp_avx512_head(bf.fc2_h, params + 233856, params + 235904, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         seed_mlp_avx512_fc3_backward_w(bf.fc3_d, bf.fc2_h, grads + 233856, grads + 235904, n);
         seed_mlp_avx512_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 200960, grads + 233728, n);
         seed_mlp_avx512_fc2_backward_x(bf.fc2_d, params + 200960, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
@@ -7910,18 +8954,20 @@ static int seed_mlp_avx512_rows_finite(const seed_mlp_avx512_buffers *bf, int n)
 static double seed_mlp_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     seed_mlp_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     seed_mlp_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         seed_mlp_avx512_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         seed_mlp_avx512_fc2_forward(bf.fc1_h, params + 200960, params + 233728, bf.fc2_a,
                 bf.fc2_mask, bf.fc2_h, n, bt->seed, bt->step);
         seed_mlp_avx512_head(bf.fc2_h, params + 233856, params + 235904, bf.fc3_a, bt->y, bf.fc3_d, bf.rowloss, bf.hits,
-                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n);
+                bf.fc2_d, bf.fc2_mask, bf.fc2_a, n, n_all);
         if (seed_mlp_avx512_rows_finite(&bf, n)) {
             seed_mlp_avx512_fc3_backward_w_adam(bf.fc3_d, bf.fc2_h, params + 233856, params + 235904, m + 233856, v + 233856, ac, n);
             seed_mlp_avx512_fc2_backward_x(bf.fc2_d, params + 200960, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
@@ -7937,19 +8983,21 @@ static double seed_mlp_avx512_train_step_adam(float *params, float *m, float *v,
 static double seed_mlp_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     seed_mlp_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     seed_mlp_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         seed_mlp_avx512_fc1_forward(bt->x, params + 0, params + 200704, bf.fc1_a,
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         seed_mlp_avx512_fc2_forward((mc ? bf.fc1_h : bf.fc1_a), params + 200960, params + 233728, bf.fc2_a,
                 mc ? bf.fc2_mask : NULL, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
         seed_mlp_avx512_fc3_forward((mc ? bf.fc2_h : bf.fc2_a), params + 233856, params + 235904, bf.fc3_a,
                 n);
-        seed_mlp_avx512_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        seed_mlp_avx512_loss(bf.fc3_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? seed_mlp_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

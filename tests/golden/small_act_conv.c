@@ -44,6 +44,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -106,6 +120,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -177,7 +204,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -186,7 +213,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -247,6 +275,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -255,6 +287,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -359,6 +395,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -523,7 +593,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -535,7 +605,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -1150,7 +1220,7 @@ static void small_act_conv_base_conv1_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [4, 2, 3, 3] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 8, 10] (row stride 320). Each element sums rows in order. */
+ * d [n, 4, 8, 10] (row stride 320). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_base_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1158,406 +1228,504 @@ static void small_act_conv_base_conv1_backward_w(const float *restrict d, const 
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -1573,171 +1741,203 @@ static void small_act_conv_base_conv1_backward_w(const float *restrict d, const 
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -1756,406 +1956,504 @@ static void small_act_conv_base_conv1_backward_w_adam(const float *restrict d, c
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -2175,171 +2473,203 @@ static void small_act_conv_base_conv1_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -2566,85 +2896,97 @@ static void small_act_conv_base_conv2_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [5, 4, 3, 3] = sum over rows of d (x) x, db [5] = sums of d.
- * d [n, 5, 2, 3] (row stride 32). Each element sums rows in order. */
+ * d [n, 5, 2, 3] (row stride 32). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_base_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++) dw[(size_t)(c + 0) * 36 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -2658,79 +3000,91 @@ static void small_act_conv_base_conv2_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++)
             dn_adam1(w + (size_t)(c + 0) * 36 + e, mw + (size_t)(c + 0) * 36 + e, vw + (size_t)(c + 0) * 36 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -3864,29 +4218,41 @@ static void small_act_conv_base_conv3_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [4, 5, 1, 1] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 4, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_base_conv3_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 5; ci++) {
-                const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[6];
+        float w_pend[1 * (6)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[6] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[5] += sb;
+                for (int ci = 0; ci < 5; ci++) {
+                    const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 6);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 6);
+        memcpy(g, res, sizeof(float) * 5);
+        gb = res[5];
         for (int e = 0; e < 5; e++) dw[(size_t)(c + 0) * 5 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -3900,23 +4266,35 @@ static void small_act_conv_base_conv3_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 5; ci++) {
-                const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[6];
+        float w_pend[1 * (6)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[6] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[5] += sb;
+                for (int ci = 0; ci < 5; ci++) {
+                    const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 6);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 6);
+        memcpy(g, res, sizeof(float) * 5);
+        gb = res[5];
         for (int e = 0; e < 5; e++)
             dn_adam1(w + (size_t)(c + 0) * 5 + e, mw + (size_t)(c + 0) * 5 + e, vw + (size_t)(c + 0) * 5 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -4303,29 +4681,41 @@ static void small_act_conv_base_conv4_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [4, 4, 1, 1] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 4, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_base_conv4_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++) dw[(size_t)(c + 0) * 4 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -4339,23 +4729,35 @@ static void small_act_conv_base_conv4_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++)
             dn_adam1(w + (size_t)(c + 0) * 4 + e, mw + (size_t)(c + 0) * 4 + e, vw + (size_t)(c + 0) * 4 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -4701,29 +5103,41 @@ static void small_act_conv_base_conv5_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [3, 4, 1, 1] = sum over rows of d (x) x, db [3] = sums of d.
- * d [n, 3, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 3, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_base_conv5_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++) dw[(size_t)(c + 0) * 4 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -4737,23 +5151,35 @@ static void small_act_conv_base_conv5_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++)
             dn_adam1(w + (size_t)(c + 0) * 4 + e, mw + (size_t)(c + 0) * 4 + e, vw + (size_t)(c + 0) * 4 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -5122,29 +5548,41 @@ static void small_act_conv_base_conv6_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [3, 3, 1, 1] = sum over rows of d (x) x, db [3] = sums of d.
- * d [n, 3, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 3, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_base_conv6_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[4];
+        float w_pend[1 * (4)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[4] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[3] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 4);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 4);
+        memcpy(g, res, sizeof(float) * 3);
+        gb = res[3];
         for (int e = 0; e < 3; e++) dw[(size_t)(c + 0) * 3 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -5158,23 +5596,35 @@ static void small_act_conv_base_conv6_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[4];
+        float w_pend[1 * (4)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[4] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[3] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 4);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 4);
+        memcpy(g, res, sizeof(float) * 3);
+        gb = res[3];
         for (int e = 0; e < 3; e++)
             dn_adam1(w + (size_t)(c + 0) * 3 + e, mw + (size_t)(c + 0) * 3 + e, vw + (size_t)(c + 0) * 3 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -5602,7 +6052,7 @@ static void small_act_conv_base_fc1_forward(const float *restrict x, const float
 
 /* Weight gradients: dw [5, 18] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 18] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_act_conv_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -5612,50 +6062,70 @@ static void small_act_conv_base_fc1_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 16) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -5663,19 +6133,28 @@ static void small_act_conv_base_fc1_backward_w(const float *restrict d, const fl
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -5691,41 +6170,61 @@ static void small_act_conv_base_fc1_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -5748,10 +6247,19 @@ static void small_act_conv_base_fc1_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 144 + u, v + 144 + u, gs, ac);
             }
         {
@@ -5764,43 +6272,52 @@ static void small_act_conv_base_fc1_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -5815,19 +6332,28 @@ static void small_act_conv_base_fc1_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -5843,10 +6369,19 @@ static void small_act_conv_base_fc1_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 144 + u, v + 144 + u, gs, ac);
             }
         {
@@ -5858,35 +6393,44 @@ static void small_act_conv_base_fc1_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -6258,7 +6802,7 @@ static void small_act_conv_base_out_forward(const float *restrict x, const float
 
 /* Weight gradients: dw [1, 5] = d^T x (in w's panels), db [1] = column sums of d.
  * d [n, 1] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_act_conv_base_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -6268,37 +6812,57 @@ static void small_act_conv_base_out_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -6313,37 +6877,57 @@ static void small_act_conv_base_out_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -6366,10 +6950,19 @@ static void small_act_conv_base_out_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -6381,31 +6974,40 @@ static void small_act_conv_base_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -6425,10 +7027,19 @@ static void small_act_conv_base_out_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -6440,31 +7051,40 @@ static void small_act_conv_base_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -6485,7 +7105,7 @@ static void small_act_conv_base_out_backward_w_adam(const float *restrict d, con
 static void small_act_conv_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
@@ -6499,7 +7119,7 @@ static void small_act_conv_base_head(const float *restrict x, const float *restr
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 5 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -6742,8 +7362,8 @@ static void small_act_conv_base_head(const float *restrict x, const float *restr
  * (probability of class 1) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 1). */
 static void small_act_conv_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -6764,14 +7384,24 @@ static void small_act_conv_base_loss(const float *restrict z, const int32_t *res
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_act_conv_base_sum_rows(const small_act_conv_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -6782,12 +7412,14 @@ static double small_act_conv_base_sum_rows(const small_act_conv_base_buffers *bf
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_act_conv_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_act_conv_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_act_conv_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_act_conv_base_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_a,
                 bf.conv1_pre, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_act_conv_base_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -6804,7 +7436,7 @@ static double small_act_conv_base_train_step(float *params, float *grads, void *
         small_act_conv_base_fc1_forward(bf.conv6_a, params + 332, params + 476, bf.fc1_a,
                 n);
         small_act_conv_base_head(bf.fc1_a, params + 484, params + 524, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         small_act_conv_base_out_backward_w(bf.out_d, bf.fc1_a, grads + 484, grads + 524, n);
         small_act_conv_base_fc1_backward_w(bf.fc1_d, bf.conv6_a, grads + 332, grads + 476, n);
         small_act_conv_base_fc1_backward_x(bf.fc1_d, params + 332, bf.wt, bf.conv6_d, NULL, bf.conv6_pre, n);
@@ -6838,12 +7470,14 @@ static int small_act_conv_base_rows_finite(const small_act_conv_base_buffers *bf
 static double small_act_conv_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_act_conv_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_act_conv_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_act_conv_base_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_a,
                 bf.conv1_pre, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_act_conv_base_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -6860,7 +7494,7 @@ static double small_act_conv_base_train_step_adam(float *params, float *m, float
         small_act_conv_base_fc1_forward(bf.conv6_a, params + 332, params + 476, bf.fc1_a,
                 n);
         small_act_conv_base_head(bf.fc1_a, params + 484, params + 524, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         if (small_act_conv_base_rows_finite(&bf, n)) {
             small_act_conv_base_out_backward_w_adam(bf.out_d, bf.fc1_a, params + 484, params + 524, m + 484, v + 484, ac, n);
             small_act_conv_base_fc1_backward_x(bf.fc1_d, params + 332, bf.wt, bf.conv6_d, NULL, bf.conv6_pre, n);
@@ -6893,12 +7527,14 @@ static double small_act_conv_base_train_step_adam(float *params, float *m, float
 static double small_act_conv_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_act_conv_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_act_conv_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_act_conv_base_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_a,
                 NULL, mc ? bf.conv1_mask : NULL, mc ? bf.conv1_h : NULL, n, bt->seed, bt->step);
         small_act_conv_base_pool1_forward((mc ? bf.conv1_h : bf.conv1_a), NULL, bf.pool1_a, n);
@@ -6916,7 +7552,7 @@ static double small_act_conv_base_eval(const float *params, void *ws, const dn_b
                 n);
         small_act_conv_base_out_forward(bf.fc1_a, params + 484, params + 524, bf.out_a,
                 n);
-        small_act_conv_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_act_conv_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_act_conv_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -6976,6 +7612,10 @@ static double small_act_conv_base_eval(const float *params, void *ws, const dn_b
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -6984,6 +7624,10 @@ static double small_act_conv_base_eval(const float *params, void *ws, const dn_b
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -7088,6 +7732,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -7252,7 +7930,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -7264,7 +7942,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -7879,7 +8557,7 @@ static void small_act_conv_avx2_conv1_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [4, 2, 3, 3] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 8, 10] (row stride 320). Each element sums rows in order. */
+ * d [n, 4, 8, 10] (row stride 320). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx2_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -7887,406 +8565,504 @@ static void small_act_conv_avx2_conv1_backward_w(const float *restrict d, const 
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -8302,171 +9078,203 @@ static void small_act_conv_avx2_conv1_backward_w(const float *restrict d, const 
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -8485,406 +9293,504 @@ static void small_act_conv_avx2_conv1_backward_w_adam(const float *restrict d, c
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -8904,171 +9810,203 @@ static void small_act_conv_avx2_conv1_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -9295,85 +10233,97 @@ static void small_act_conv_avx2_conv2_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [5, 4, 3, 3] = sum over rows of d (x) x, db [5] = sums of d.
- * d [n, 5, 2, 3] (row stride 32). Each element sums rows in order. */
+ * d [n, 5, 2, 3] (row stride 32). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx2_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++) dw[(size_t)(c + 0) * 36 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -9387,79 +10337,91 @@ static void small_act_conv_avx2_conv2_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++)
             dn_adam1(w + (size_t)(c + 0) * 36 + e, mw + (size_t)(c + 0) * 36 + e, vw + (size_t)(c + 0) * 36 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -10593,29 +11555,41 @@ static void small_act_conv_avx2_conv3_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [4, 5, 1, 1] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 4, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx2_conv3_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 5; ci++) {
-                const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[6];
+        float w_pend[1 * (6)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[6] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[5] += sb;
+                for (int ci = 0; ci < 5; ci++) {
+                    const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 6);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 6);
+        memcpy(g, res, sizeof(float) * 5);
+        gb = res[5];
         for (int e = 0; e < 5; e++) dw[(size_t)(c + 0) * 5 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -10629,23 +11603,35 @@ static void small_act_conv_avx2_conv3_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 5; ci++) {
-                const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[6];
+        float w_pend[1 * (6)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[6] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[5] += sb;
+                for (int ci = 0; ci < 5; ci++) {
+                    const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 6);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 6);
+        memcpy(g, res, sizeof(float) * 5);
+        gb = res[5];
         for (int e = 0; e < 5; e++)
             dn_adam1(w + (size_t)(c + 0) * 5 + e, mw + (size_t)(c + 0) * 5 + e, vw + (size_t)(c + 0) * 5 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -11032,29 +12018,41 @@ static void small_act_conv_avx2_conv4_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [4, 4, 1, 1] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 4, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx2_conv4_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++) dw[(size_t)(c + 0) * 4 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -11068,23 +12066,35 @@ static void small_act_conv_avx2_conv4_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++)
             dn_adam1(w + (size_t)(c + 0) * 4 + e, mw + (size_t)(c + 0) * 4 + e, vw + (size_t)(c + 0) * 4 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -11430,29 +12440,41 @@ static void small_act_conv_avx2_conv5_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [3, 4, 1, 1] = sum over rows of d (x) x, db [3] = sums of d.
- * d [n, 3, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 3, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx2_conv5_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++) dw[(size_t)(c + 0) * 4 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -11466,23 +12488,35 @@ static void small_act_conv_avx2_conv5_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++)
             dn_adam1(w + (size_t)(c + 0) * 4 + e, mw + (size_t)(c + 0) * 4 + e, vw + (size_t)(c + 0) * 4 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -11851,29 +12885,41 @@ static void small_act_conv_avx2_conv6_forward(const float *restrict x, const flo
 }
 
 /* Weight gradients: dw [3, 3, 1, 1] = sum over rows of d (x) x, db [3] = sums of d.
- * d [n, 3, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 3, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx2_conv6_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[4];
+        float w_pend[1 * (4)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[4] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[3] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 4);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 4);
+        memcpy(g, res, sizeof(float) * 3);
+        gb = res[3];
         for (int e = 0; e < 3; e++) dw[(size_t)(c + 0) * 3 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -11887,23 +12933,35 @@ static void small_act_conv_avx2_conv6_backward_w_adam(const float *restrict d, c
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[4];
+        float w_pend[1 * (4)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[4] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[3] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 4);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 4);
+        memcpy(g, res, sizeof(float) * 3);
+        gb = res[3];
         for (int e = 0; e < 3; e++)
             dn_adam1(w + (size_t)(c + 0) * 3 + e, mw + (size_t)(c + 0) * 3 + e, vw + (size_t)(c + 0) * 3 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -12331,7 +13389,7 @@ static void small_act_conv_avx2_fc1_forward(const float *restrict x, const float
 
 /* Weight gradients: dw [5, 18] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 18] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_act_conv_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -12341,50 +13399,70 @@ static void small_act_conv_avx2_fc1_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 16) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -12392,19 +13470,28 @@ static void small_act_conv_avx2_fc1_backward_w(const float *restrict d, const fl
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -12420,41 +13507,61 @@ static void small_act_conv_avx2_fc1_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -12477,10 +13584,19 @@ static void small_act_conv_avx2_fc1_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 144 + u, v + 144 + u, gs, ac);
             }
         {
@@ -12493,43 +13609,52 @@ static void small_act_conv_avx2_fc1_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -12544,19 +13669,28 @@ static void small_act_conv_avx2_fc1_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -12572,10 +13706,19 @@ static void small_act_conv_avx2_fc1_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 144 + u, v + 144 + u, gs, ac);
             }
         {
@@ -12587,35 +13730,44 @@ static void small_act_conv_avx2_fc1_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -12987,7 +14139,7 @@ static void small_act_conv_avx2_out_forward(const float *restrict x, const float
 
 /* Weight gradients: dw [1, 5] = d^T x (in w's panels), db [1] = column sums of d.
  * d [n, 1] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_act_conv_avx2_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -12997,37 +14149,57 @@ static void small_act_conv_avx2_out_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -13042,37 +14214,57 @@ static void small_act_conv_avx2_out_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -13095,10 +14287,19 @@ static void small_act_conv_avx2_out_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -13110,31 +14311,40 @@ static void small_act_conv_avx2_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -13154,10 +14364,19 @@ static void small_act_conv_avx2_out_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -13169,31 +14388,40 @@ static void small_act_conv_avx2_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -13214,7 +14442,7 @@ static void small_act_conv_avx2_out_backward_w_adam(const float *restrict d, con
 static void small_act_conv_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
@@ -13228,7 +14456,7 @@ static void small_act_conv_avx2_head(const float *restrict x, const float *restr
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 5 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -13471,8 +14699,8 @@ static void small_act_conv_avx2_head(const float *restrict x, const float *restr
  * (probability of class 1) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 1). */
 static void small_act_conv_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -13493,14 +14721,24 @@ static void small_act_conv_avx2_loss(const float *restrict z, const int32_t *res
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_act_conv_avx2_sum_rows(const small_act_conv_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -13511,12 +14749,14 @@ static double small_act_conv_avx2_sum_rows(const small_act_conv_avx2_buffers *bf
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_act_conv_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_act_conv_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_act_conv_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_act_conv_avx2_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_a,
                 bf.conv1_pre, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_act_conv_avx2_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -13533,7 +14773,7 @@ static double small_act_conv_avx2_train_step(float *params, float *grads, void *
         small_act_conv_avx2_fc1_forward(bf.conv6_a, params + 332, params + 476, bf.fc1_a,
                 n);
         small_act_conv_avx2_head(bf.fc1_a, params + 484, params + 524, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         small_act_conv_avx2_out_backward_w(bf.out_d, bf.fc1_a, grads + 484, grads + 524, n);
         small_act_conv_avx2_fc1_backward_w(bf.fc1_d, bf.conv6_a, grads + 332, grads + 476, n);
         small_act_conv_avx2_fc1_backward_x(bf.fc1_d, params + 332, bf.wt, bf.conv6_d, NULL, bf.conv6_pre, n);
@@ -13567,12 +14807,14 @@ static int small_act_conv_avx2_rows_finite(const small_act_conv_avx2_buffers *bf
 static double small_act_conv_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_act_conv_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_act_conv_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_act_conv_avx2_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_a,
                 bf.conv1_pre, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_act_conv_avx2_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -13589,7 +14831,7 @@ static double small_act_conv_avx2_train_step_adam(float *params, float *m, float
         small_act_conv_avx2_fc1_forward(bf.conv6_a, params + 332, params + 476, bf.fc1_a,
                 n);
         small_act_conv_avx2_head(bf.fc1_a, params + 484, params + 524, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         if (small_act_conv_avx2_rows_finite(&bf, n)) {
             small_act_conv_avx2_out_backward_w_adam(bf.out_d, bf.fc1_a, params + 484, params + 524, m + 484, v + 484, ac, n);
             small_act_conv_avx2_fc1_backward_x(bf.fc1_d, params + 332, bf.wt, bf.conv6_d, NULL, bf.conv6_pre, n);
@@ -13622,12 +14864,14 @@ static double small_act_conv_avx2_train_step_adam(float *params, float *m, float
 static double small_act_conv_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_act_conv_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_act_conv_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_act_conv_avx2_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_a,
                 NULL, mc ? bf.conv1_mask : NULL, mc ? bf.conv1_h : NULL, n, bt->seed, bt->step);
         small_act_conv_avx2_pool1_forward((mc ? bf.conv1_h : bf.conv1_a), NULL, bf.pool1_a, n);
@@ -13645,7 +14889,7 @@ static double small_act_conv_avx2_eval(const float *params, void *ws, const dn_b
                 n);
         small_act_conv_avx2_out_forward(bf.fc1_a, params + 484, params + 524, bf.out_a,
                 n);
-        small_act_conv_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_act_conv_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_act_conv_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -13712,6 +14956,10 @@ static double small_act_conv_avx2_eval(const float *params, void *ws, const dn_b
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -13720,6 +14968,10 @@ static double small_act_conv_avx2_eval(const float *params, void *ws, const dn_b
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -13824,6 +15076,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -13988,7 +15274,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -14000,7 +15286,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -14615,7 +15901,7 @@ static void small_act_conv_avx512_conv1_forward(const float *restrict x, const f
 }
 
 /* Weight gradients: dw [4, 2, 3, 3] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 8, 10] (row stride 320). Each element sums rows in order. */
+ * d [n, 4, 8, 10] (row stride 320). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx512_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -14623,406 +15909,504 @@ static void small_act_conv_avx512_conv1_backward_w(const float *restrict d, cons
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -15038,171 +16422,203 @@ static void small_act_conv_avx512_conv1_backward_w(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -15221,406 +16637,504 @@ static void small_act_conv_avx512_conv1_backward_w_adam(const float *restrict d,
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 2) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 3) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 160 + ox, drow + 240 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[160 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[240 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[160 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[240 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[160 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[240 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[160 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[240 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[160 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[240 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[80 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[160 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[240 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[160 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[240 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[160 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[240 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[160 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[240 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -15640,171 +17154,203 @@ static void small_act_conv_avx512_conv1_backward_w_adam(const float *restrict d,
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 320 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 320 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 240 + (size_t)ci * 120;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -16031,85 +17577,97 @@ static void small_act_conv_avx512_conv2_forward(const float *restrict x, const f
 }
 
 /* Weight gradients: dw [5, 4, 3, 3] = sum over rows of d (x) x, db [5] = sums of d.
- * d [n, 5, 2, 3] (row stride 32). Each element sums rows in order. */
+ * d [n, 5, 2, 3] (row stride 32). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx512_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++) dw[(size_t)(c + 0) * 36 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -16123,79 +17681,91 @@ static void small_act_conv_avx512_conv2_backward_w_adam(const float *restrict d,
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 32 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 80 + (size_t)ci * 20;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 1) * 5 + ox * 1 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 2) * 5 + ox * 1 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++)
             dn_adam1(w + (size_t)(c + 0) * 36 + e, mw + (size_t)(c + 0) * 36 + e, vw + (size_t)(c + 0) * 36 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -17329,29 +18899,41 @@ static void small_act_conv_avx512_conv3_forward(const float *restrict x, const f
 }
 
 /* Weight gradients: dw [4, 5, 1, 1] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 4, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx512_conv3_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 5; ci++) {
-                const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[6];
+        float w_pend[1 * (6)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[6] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[5] += sb;
+                for (int ci = 0; ci < 5; ci++) {
+                    const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 6);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 6);
+        memcpy(g, res, sizeof(float) * 5);
+        gb = res[5];
         for (int e = 0; e < 5; e++) dw[(size_t)(c + 0) * 5 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -17365,23 +18947,35 @@ static void small_act_conv_avx512_conv3_backward_w_adam(const float *restrict d,
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 5; ci++) {
-                const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[6];
+        float w_pend[1 * (6)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[6] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[5] += sb;
+                for (int ci = 0; ci < 5; ci++) {
+                    const float *xc = x + (size_t)r * 32 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 6);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 6);
+        memcpy(g, res, sizeof(float) * 5);
+        gb = res[5];
         for (int e = 0; e < 5; e++)
             dn_adam1(w + (size_t)(c + 0) * 5 + e, mw + (size_t)(c + 0) * 5 + e, vw + (size_t)(c + 0) * 5 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -17768,29 +19362,41 @@ static void small_act_conv_avx512_conv4_forward(const float *restrict x, const f
 }
 
 /* Weight gradients: dw [4, 4, 1, 1] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 4, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx512_conv4_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++) dw[(size_t)(c + 0) * 4 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -17804,23 +19410,35 @@ static void small_act_conv_avx512_conv4_backward_w_adam(const float *restrict d,
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++)
             dn_adam1(w + (size_t)(c + 0) * 4 + e, mw + (size_t)(c + 0) * 4 + e, vw + (size_t)(c + 0) * 4 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -18166,29 +19784,41 @@ static void small_act_conv_avx512_conv5_forward(const float *restrict x, const f
 }
 
 /* Weight gradients: dw [3, 4, 1, 1] = sum over rows of d (x) x, db [3] = sums of d.
- * d [n, 3, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 3, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx512_conv5_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++) dw[(size_t)(c + 0) * 4 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -18202,23 +19832,35 @@ static void small_act_conv_avx512_conv5_backward_w_adam(const float *restrict d,
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[5];
+        float w_pend[1 * (5)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[5] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[4] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 5);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+        memcpy(g, res, sizeof(float) * 4);
+        gb = res[4];
         for (int e = 0; e < 4; e++)
             dn_adam1(w + (size_t)(c + 0) * 4 + e, mw + (size_t)(c + 0) * 4 + e, vw + (size_t)(c + 0) * 4 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -18587,29 +20229,41 @@ static void small_act_conv_avx512_conv6_forward(const float *restrict x, const f
 }
 
 /* Weight gradients: dw [3, 3, 1, 1] = sum over rows of d (x) x, db [3] = sums of d.
- * d [n, 3, 2, 3] (row stride 24). Each element sums rows in order. */
+ * d [n, 3, 2, 3] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_act_conv_avx512_conv6_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[4];
+        float w_pend[1 * (4)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[4] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[3] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 4);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 4);
+        memcpy(g, res, sizeof(float) * 3);
+        gb = res[3];
         for (int e = 0; e < 3; e++) dw[(size_t)(c + 0) * 3 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -18623,23 +20277,35 @@ static void small_act_conv_avx512_conv6_backward_w_adam(const float *restrict d,
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 1;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 3; ox++)
-                            sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
-                    gc[0] += sum;
+        float res[4];
+        float w_pend[1 * (4)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[4] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[3] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 1;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 3; ox++)
+                                sum += dr[oy * 3 + ox] * xc[(oy * 1 + 0) * 3 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 4);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 4);
+        memcpy(g, res, sizeof(float) * 3);
+        gb = res[3];
         for (int e = 0; e < 3; e++)
             dn_adam1(w + (size_t)(c + 0) * 3 + e, mw + (size_t)(c + 0) * 3 + e, vw + (size_t)(c + 0) * 3 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -19067,7 +20733,7 @@ static void small_act_conv_avx512_fc1_forward(const float *restrict x, const flo
 
 /* Weight gradients: dw [5, 18] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 18] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_act_conv_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -19077,50 +20743,70 @@ static void small_act_conv_avx512_fc1_backward_w(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 16) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -19128,19 +20814,28 @@ static void small_act_conv_avx512_fc1_backward_w(const float *restrict d, const 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -19156,41 +20851,61 @@ static void small_act_conv_avx512_fc1_backward_w(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -19213,10 +20928,19 @@ static void small_act_conv_avx512_fc1_backward_w_adam(const float *restrict d, c
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 144 + u, v + 144 + u, gs, ac);
             }
         {
@@ -19229,43 +20953,52 @@ static void small_act_conv_avx512_fc1_backward_w_adam(const float *restrict d, c
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -19280,19 +21013,28 @@ static void small_act_conv_avx512_fc1_backward_w_adam(const float *restrict d, c
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -19308,10 +21050,19 @@ static void small_act_conv_avx512_fc1_backward_w_adam(const float *restrict d, c
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 144 + u, v + 144 + u, gs, ac);
             }
         {
@@ -19323,35 +21074,44 @@ static void small_act_conv_avx512_fc1_backward_w_adam(const float *restrict d, c
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 144 + (size_t)(i0 + i) * 8;
@@ -19723,7 +21483,7 @@ static void small_act_conv_avx512_out_forward(const float *restrict x, const flo
 
 /* Weight gradients: dw [1, 5] = d^T x (in w's panels), db [1] = column sums of d.
  * d [n, 1] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_act_conv_avx512_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -19733,37 +21493,57 @@ static void small_act_conv_avx512_out_backward_w(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -19778,37 +21558,57 @@ static void small_act_conv_avx512_out_backward_w(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -19831,10 +21631,19 @@ static void small_act_conv_avx512_out_backward_w_adam(const float *restrict d, c
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -19846,31 +21655,40 @@ static void small_act_conv_avx512_out_backward_w_adam(const float *restrict d, c
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -19890,10 +21708,19 @@ static void small_act_conv_avx512_out_backward_w_adam(const float *restrict d, c
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -19905,31 +21732,40 @@ static void small_act_conv_avx512_out_backward_w_adam(const float *restrict d, c
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -19950,7 +21786,7 @@ static void small_act_conv_avx512_out_backward_w_adam(const float *restrict d, c
 static void small_act_conv_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
@@ -19964,7 +21800,7 @@ static void small_act_conv_avx512_head(const float *restrict x, const float *res
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 5 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -20207,8 +22043,8 @@ static void small_act_conv_avx512_head(const float *restrict x, const float *res
  * (probability of class 1) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 1). */
 static void small_act_conv_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -20229,14 +22065,24 @@ static void small_act_conv_avx512_loss(const float *restrict z, const int32_t *r
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_act_conv_avx512_sum_rows(const small_act_conv_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -20247,12 +22093,14 @@ static double small_act_conv_avx512_sum_rows(const small_act_conv_avx512_buffers
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_act_conv_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_act_conv_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_act_conv_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_act_conv_avx512_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_a,
                 bf.conv1_pre, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_act_conv_avx512_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -20269,7 +22117,7 @@ static double small_act_conv_avx512_train_step(float *params, float *grads, void
         small_act_conv_avx512_fc1_forward(bf.conv6_a, params + 332, params + 476, bf.fc1_a,
                 n);
         small_act_conv_avx512_head(bf.fc1_a, params + 484, params + 524, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         small_act_conv_avx512_out_backward_w(bf.out_d, bf.fc1_a, grads + 484, grads + 524, n);
         small_act_conv_avx512_fc1_backward_w(bf.fc1_d, bf.conv6_a, grads + 332, grads + 476, n);
         small_act_conv_avx512_fc1_backward_x(bf.fc1_d, params + 332, bf.wt, bf.conv6_d, NULL, bf.conv6_pre, n);
@@ -20303,12 +22151,14 @@ static int small_act_conv_avx512_rows_finite(const small_act_conv_avx512_buffers
 static double small_act_conv_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_act_conv_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_act_conv_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_act_conv_avx512_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_a,
                 bf.conv1_pre, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_act_conv_avx512_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -20325,7 +22175,7 @@ static double small_act_conv_avx512_train_step_adam(float *params, float *m, flo
         small_act_conv_avx512_fc1_forward(bf.conv6_a, params + 332, params + 476, bf.fc1_a,
                 n);
         small_act_conv_avx512_head(bf.fc1_a, params + 484, params + 524, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, NULL, bf.fc1_a, n);
+                bf.fc1_d, NULL, bf.fc1_a, n, n_all);
         if (small_act_conv_avx512_rows_finite(&bf, n)) {
             small_act_conv_avx512_out_backward_w_adam(bf.out_d, bf.fc1_a, params + 484, params + 524, m + 484, v + 484, ac, n);
             small_act_conv_avx512_fc1_backward_x(bf.fc1_d, params + 332, bf.wt, bf.conv6_d, NULL, bf.conv6_pre, n);
@@ -20358,12 +22208,14 @@ static double small_act_conv_avx512_train_step_adam(float *params, float *m, flo
 static double small_act_conv_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_act_conv_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_act_conv_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_act_conv_avx512_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_a,
                 NULL, mc ? bf.conv1_mask : NULL, mc ? bf.conv1_h : NULL, n, bt->seed, bt->step);
         small_act_conv_avx512_pool1_forward((mc ? bf.conv1_h : bf.conv1_a), NULL, bf.pool1_a, n);
@@ -20381,7 +22233,7 @@ static double small_act_conv_avx512_eval(const float *params, void *ws, const dn
                 n);
         small_act_conv_avx512_out_forward(bf.fc1_a, params + 484, params + 524, bf.out_a,
                 n);
-        small_act_conv_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_act_conv_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_act_conv_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

@@ -40,6 +40,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -102,6 +116,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -173,7 +200,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -182,7 +209,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -243,6 +271,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -251,6 +283,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -355,6 +391,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -519,7 +589,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -531,7 +601,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -562,6 +632,7 @@ typedef struct {
     float *out_d; /* [n, 8] gradient wrt the pre-activation (zero past 1) */
     float *out_z; /* [n, 8] x W^T + b, the input of batch norm */
     float *out_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *out_red; /* [2][features] sums in double (batch norm) */
     float *rowloss; /* [n] per-row loss */
     float *hits; /* [n] argmax hit */
     float *wt; /* [64] scratch: one layer's W^T for its input gradient */
@@ -584,6 +655,7 @@ static size_t small_bce_base_bind(void *ws, int n, small_bce_base_buffers *bf) {
     bf->out_d = dn_carve(base, &off, rows * 8);
     bf->out_z = dn_carve(base, &off, rows * 8);
     bf->out_stats = dn_carve(base, &off, 40);
+    bf->out_red = dn_carve(base, &off, 32);
     bf->rowloss = dn_carve(base, &off, rows);
     bf->hits = dn_carve(base, &off, rows);
     bf->wt = dn_carve(base, &off, 64);
@@ -820,7 +892,7 @@ static void small_bce_base_fc1_forward(const float *restrict x, const float *res
 
 /* Weight gradients: dw [5, 6] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bce_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -830,41 +902,61 @@ static void small_bce_base_fc1_backward_w(const float *restrict d, const float *
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -879,41 +971,61 @@ static void small_bce_base_fc1_backward_w(const float *restrict d, const float *
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -936,10 +1048,19 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -951,35 +1072,44 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -994,10 +1124,19 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -1009,35 +1148,44 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1164,7 +1312,7 @@ static void small_bce_base_out_forward(const float *restrict x, const float *res
 
 /* Weight gradients: dw [1, 5] = d^T x (in w's panels), db [1] = column sums of d.
  * d [n, 1] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bce_base_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1174,37 +1322,57 @@ static void small_bce_base_out_backward_w(const float *restrict d, const float *
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1219,37 +1387,57 @@ static void small_bce_base_out_backward_w(const float *restrict d, const float *
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1272,10 +1460,19 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -1287,31 +1484,40 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1331,10 +1537,19 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -1346,31 +1561,40 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1544,30 +1768,66 @@ static inline void small_bce_base_out_finish(const float *z, size_t row, int u, 
 
 /* Batch statistics of z [n, 1] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][8] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bce_base_out_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[1 * (8)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 8 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 8 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[1 * (8)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[8 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const double *sq = red + 8 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[8 + u + j] = istd;
             stats[16 + u + j] = alpha;
             stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[32 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -1608,23 +1868,44 @@ static void small_bce_base_out_bn_apply(const float *restrict z, const float *re
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void small_bce_base_out_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -1633,8 +1914,8 @@ static void small_bce_base_out_bn_backward(float *restrict d, const float *restr
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -1647,23 +1928,43 @@ static void small_bce_base_out_bn_backward(float *restrict d, const float *restr
 static void small_bce_base_out_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -1687,8 +1988,8 @@ static void small_bce_base_out_bn_backward_adam(float *restrict d, const float *
  * (probability of class 1) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 1). */
 static void small_bce_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -1709,14 +2010,24 @@ static void small_bce_base_loss(const float *restrict z, const int32_t *restrict
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_bce_base_sum_rows(const small_bce_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -1730,21 +2041,23 @@ static double small_bce_base_sum_rows(const small_bce_base_buffers *bf, int n, i
 static double small_bce_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 120, 0, sizeof(float) * 16);
     small_bce_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bce_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bce_base_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_bce_base_fc1_forward(bf.input_h, params + 0, params + 48, bf.fc1_a,
                 bf.fc1_pre, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bce_base_out_forward(bf.fc1_h, params + 56, params + 96, bf.out_z, n);
-        small_bce_base_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, n);
+        small_bce_base_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, (double *)bf.out_red, n, n_all);
         small_bce_base_out_bn_apply(bf.out_z, bf.out_stats, bf.out_a, n);
-        small_bce_base_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n);
+        small_bce_base_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n, n_all);
         small_bce_base_out_bn_backward(bf.out_d, bf.out_z, bf.out_stats, params + 104, grads + 104, grads + 112,
-                params + 120, params + 128, n);
+                params + 120, params + 128, (double *)bf.out_red, n, n_all);
         small_bce_base_out_backward_w(bf.out_d, bf.fc1_h, grads + 56, grads + 96, n);
         small_bce_base_out_backward_x(bf.out_d, params + 56, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_pre, n);
         small_bce_base_fc1_backward_w(bf.fc1_d, bf.input_h, grads + 0, grads + 48, n);
@@ -1765,22 +2078,24 @@ static int small_bce_base_rows_finite(const small_bce_base_buffers *bf, int n) {
 static double small_bce_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_bce_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bce_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bce_base_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_bce_base_fc1_forward(bf.input_h, params + 0, params + 48, bf.fc1_a,
                 bf.fc1_pre, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bce_base_out_forward(bf.fc1_h, params + 56, params + 96, bf.out_z, n);
-        small_bce_base_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, n);
+        small_bce_base_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, (double *)bf.out_red, n, n_all);
         small_bce_base_out_bn_apply(bf.out_z, bf.out_stats, bf.out_a, n);
-        small_bce_base_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n);
+        small_bce_base_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n, n_all);
         if (small_bce_base_rows_finite(&bf, n)) {
             small_bce_base_out_bn_backward_adam(bf.out_d, bf.out_z, bf.out_stats, params + 104, params + 112, m + 104, v + 104,
-                    ac, params + 120, params + 128, n);
+                    ac, params + 120, params + 128, (double *)bf.out_red, n, n_all);
             small_bce_base_out_backward_x(bf.out_d, params + 56, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_pre, n);
             small_bce_base_out_backward_w_adam(bf.out_d, bf.fc1_h, params + 56, params + 96, m + 56, v + 56, ac, n);
             small_bce_base_fc1_backward_w_adam(bf.fc1_d, bf.input_h, params + 0, params + 48, m + 0, v + 0, ac, n);
@@ -1794,19 +2109,21 @@ static double small_bce_base_train_step_adam(float *params, float *m, float *v, 
 static double small_bce_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_bce_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bce_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         if (mc) small_bce_base_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_bce_base_fc1_forward((mc ? bf.input_h : bt->x), params + 0, params + 48, bf.fc1_a,
                 NULL, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         small_bce_base_out_forward((mc ? bf.fc1_h : bf.fc1_a), params + 56, params + 96, bf.out_z, n);
         small_bce_base_out_bn_running(params + 120, params + 128, params + 104, params + 112, bf.out_stats);
         small_bce_base_out_bn_apply(bf.out_z, bf.out_stats, bf.out_a, n);
-        small_bce_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_bce_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_bce_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -1866,6 +2183,10 @@ static double small_bce_base_eval(const float *params, void *ws, const dn_batch 
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -1874,6 +2195,10 @@ static double small_bce_base_eval(const float *params, void *ws, const dn_batch 
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -1978,6 +2303,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -2142,7 +2501,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -2154,7 +2513,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -2185,6 +2544,7 @@ typedef struct {
     float *out_d; /* [n, 8] gradient wrt the pre-activation (zero past 1) */
     float *out_z; /* [n, 8] x W^T + b, the input of batch norm */
     float *out_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *out_red; /* [2][features] sums in double (batch norm) */
     float *rowloss; /* [n] per-row loss */
     float *hits; /* [n] argmax hit */
     float *wt; /* [64] scratch: one layer's W^T for its input gradient */
@@ -2207,6 +2567,7 @@ static size_t small_bce_avx2_bind(void *ws, int n, small_bce_avx2_buffers *bf) {
     bf->out_d = dn_carve(base, &off, rows * 8);
     bf->out_z = dn_carve(base, &off, rows * 8);
     bf->out_stats = dn_carve(base, &off, 40);
+    bf->out_red = dn_carve(base, &off, 32);
     bf->rowloss = dn_carve(base, &off, rows);
     bf->hits = dn_carve(base, &off, rows);
     bf->wt = dn_carve(base, &off, 64);
@@ -2443,7 +2804,7 @@ static void small_bce_avx2_fc1_forward(const float *restrict x, const float *res
 
 /* Weight gradients: dw [5, 6] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bce_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -2453,41 +2814,61 @@ static void small_bce_avx2_fc1_backward_w(const float *restrict d, const float *
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2502,41 +2883,61 @@ static void small_bce_avx2_fc1_backward_w(const float *restrict d, const float *
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2559,10 +2960,19 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -2574,35 +2984,44 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2617,10 +3036,19 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -2632,35 +3060,44 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2787,7 +3224,7 @@ static void small_bce_avx2_out_forward(const float *restrict x, const float *res
 
 /* Weight gradients: dw [1, 5] = d^T x (in w's panels), db [1] = column sums of d.
  * d [n, 1] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bce_avx2_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -2797,37 +3234,57 @@ static void small_bce_avx2_out_backward_w(const float *restrict d, const float *
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2842,37 +3299,57 @@ static void small_bce_avx2_out_backward_w(const float *restrict d, const float *
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2895,10 +3372,19 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -2910,31 +3396,40 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2954,10 +3449,19 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -2969,31 +3473,40 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3167,30 +3680,66 @@ static inline void small_bce_avx2_out_finish(const float *z, size_t row, int u, 
 
 /* Batch statistics of z [n, 1] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][8] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bce_avx2_out_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[1 * (8)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 8 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 8 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[1 * (8)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[8 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const double *sq = red + 8 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[8 + u + j] = istd;
             stats[16 + u + j] = alpha;
             stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[32 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -3231,23 +3780,44 @@ static void small_bce_avx2_out_bn_apply(const float *restrict z, const float *re
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void small_bce_avx2_out_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -3256,8 +3826,8 @@ static void small_bce_avx2_out_bn_backward(float *restrict d, const float *restr
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -3270,23 +3840,43 @@ static void small_bce_avx2_out_bn_backward(float *restrict d, const float *restr
 static void small_bce_avx2_out_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -3310,8 +3900,8 @@ static void small_bce_avx2_out_bn_backward_adam(float *restrict d, const float *
  * (probability of class 1) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 1). */
 static void small_bce_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -3332,14 +3922,24 @@ static void small_bce_avx2_loss(const float *restrict z, const int32_t *restrict
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_bce_avx2_sum_rows(const small_bce_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -3353,21 +3953,23 @@ static double small_bce_avx2_sum_rows(const small_bce_avx2_buffers *bf, int n, i
 static double small_bce_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 120, 0, sizeof(float) * 16);
     small_bce_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bce_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bce_avx2_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_bce_avx2_fc1_forward(bf.input_h, params + 0, params + 48, bf.fc1_a,
                 bf.fc1_pre, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bce_avx2_out_forward(bf.fc1_h, params + 56, params + 96, bf.out_z, n);
-        small_bce_avx2_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, n);
+        small_bce_avx2_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, (double *)bf.out_red, n, n_all);
         small_bce_avx2_out_bn_apply(bf.out_z, bf.out_stats, bf.out_a, n);
-        small_bce_avx2_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n);
+        small_bce_avx2_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n, n_all);
         small_bce_avx2_out_bn_backward(bf.out_d, bf.out_z, bf.out_stats, params + 104, grads + 104, grads + 112,
-                params + 120, params + 128, n);
+                params + 120, params + 128, (double *)bf.out_red, n, n_all);
         small_bce_avx2_out_backward_w(bf.out_d, bf.fc1_h, grads + 56, grads + 96, n);
         small_bce_avx2_out_backward_x(bf.out_d, params + 56, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_pre, n);
         small_bce_avx2_fc1_backward_w(bf.fc1_d, bf.input_h, grads + 0, grads + 48, n);
@@ -3388,22 +3990,24 @@ static int small_bce_avx2_rows_finite(const small_bce_avx2_buffers *bf, int n) {
 static double small_bce_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_bce_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bce_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bce_avx2_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_bce_avx2_fc1_forward(bf.input_h, params + 0, params + 48, bf.fc1_a,
                 bf.fc1_pre, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bce_avx2_out_forward(bf.fc1_h, params + 56, params + 96, bf.out_z, n);
-        small_bce_avx2_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, n);
+        small_bce_avx2_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, (double *)bf.out_red, n, n_all);
         small_bce_avx2_out_bn_apply(bf.out_z, bf.out_stats, bf.out_a, n);
-        small_bce_avx2_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n);
+        small_bce_avx2_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n, n_all);
         if (small_bce_avx2_rows_finite(&bf, n)) {
             small_bce_avx2_out_bn_backward_adam(bf.out_d, bf.out_z, bf.out_stats, params + 104, params + 112, m + 104, v + 104,
-                    ac, params + 120, params + 128, n);
+                    ac, params + 120, params + 128, (double *)bf.out_red, n, n_all);
             small_bce_avx2_out_backward_x(bf.out_d, params + 56, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_pre, n);
             small_bce_avx2_out_backward_w_adam(bf.out_d, bf.fc1_h, params + 56, params + 96, m + 56, v + 56, ac, n);
             small_bce_avx2_fc1_backward_w_adam(bf.fc1_d, bf.input_h, params + 0, params + 48, m + 0, v + 0, ac, n);
@@ -3417,19 +4021,21 @@ static double small_bce_avx2_train_step_adam(float *params, float *m, float *v, 
 static double small_bce_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_bce_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bce_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         if (mc) small_bce_avx2_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_bce_avx2_fc1_forward((mc ? bf.input_h : bt->x), params + 0, params + 48, bf.fc1_a,
                 NULL, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         small_bce_avx2_out_forward((mc ? bf.fc1_h : bf.fc1_a), params + 56, params + 96, bf.out_z, n);
         small_bce_avx2_out_bn_running(params + 120, params + 128, params + 104, params + 112, bf.out_stats);
         small_bce_avx2_out_bn_apply(bf.out_z, bf.out_stats, bf.out_a, n);
-        small_bce_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_bce_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_bce_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -3496,6 +4102,10 @@ static double small_bce_avx2_eval(const float *params, void *ws, const dn_batch 
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3504,6 +4114,10 @@ static double small_bce_avx2_eval(const float *params, void *ws, const dn_batch 
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -3608,6 +4222,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -3772,7 +4420,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -3784,7 +4432,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -3815,6 +4463,7 @@ typedef struct {
     float *out_d; /* [n, 8] gradient wrt the pre-activation (zero past 1) */
     float *out_z; /* [n, 8] x W^T + b, the input of batch norm */
     float *out_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *out_red; /* [2][features] sums in double (batch norm) */
     float *rowloss; /* [n] per-row loss */
     float *hits; /* [n] argmax hit */
     float *wt; /* [64] scratch: one layer's W^T for its input gradient */
@@ -3837,6 +4486,7 @@ static size_t small_bce_avx512_bind(void *ws, int n, small_bce_avx512_buffers *b
     bf->out_d = dn_carve(base, &off, rows * 8);
     bf->out_z = dn_carve(base, &off, rows * 8);
     bf->out_stats = dn_carve(base, &off, 40);
+    bf->out_red = dn_carve(base, &off, 32);
     bf->rowloss = dn_carve(base, &off, rows);
     bf->hits = dn_carve(base, &off, rows);
     bf->wt = dn_carve(base, &off, 64);
@@ -4073,7 +4723,7 @@ static void small_bce_avx512_fc1_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [5, 6] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bce_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4083,41 +4733,61 @@ static void small_bce_avx512_fc1_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4132,41 +4802,61 @@ static void small_bce_avx512_fc1_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4189,10 +4879,19 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -4204,35 +4903,44 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4247,10 +4955,19 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -4262,35 +4979,44 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4417,7 +5143,7 @@ static void small_bce_avx512_out_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [1, 5] = d^T x (in w's panels), db [1] = column sums of d.
  * d [n, 1] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bce_avx512_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4427,37 +5153,57 @@ static void small_bce_avx512_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4472,37 +5218,57 @@ static void small_bce_avx512_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4525,10 +5291,19 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -4540,31 +5315,40 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4584,10 +5368,19 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -4599,31 +5392,40 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4797,30 +5599,66 @@ static inline void small_bce_avx512_out_finish(const float *z, size_t row, int u
 
 /* Batch statistics of z [n, 1] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][8] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bce_avx512_out_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[1 * (8)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 8 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 8 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[1 * (8)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[8 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const double *sq = red + 8 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[8 + u + j] = istd;
             stats[16 + u + j] = alpha;
             stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[32 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -4861,23 +5699,44 @@ static void small_bce_avx512_out_bn_apply(const float *restrict z, const float *
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void small_bce_avx512_out_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -4886,8 +5745,8 @@ static void small_bce_avx512_out_bn_backward(float *restrict d, const float *res
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -4900,23 +5759,43 @@ static void small_bce_avx512_out_bn_backward(float *restrict d, const float *res
 static void small_bce_avx512_out_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -4940,8 +5819,8 @@ static void small_bce_avx512_out_bn_backward_adam(float *restrict d, const float
  * (probability of class 1) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 1). */
 static void small_bce_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -4962,14 +5841,24 @@ static void small_bce_avx512_loss(const float *restrict z, const int32_t *restri
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_bce_avx512_sum_rows(const small_bce_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -4983,21 +5872,23 @@ static double small_bce_avx512_sum_rows(const small_bce_avx512_buffers *bf, int 
 static double small_bce_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 120, 0, sizeof(float) * 16);
     small_bce_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bce_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bce_avx512_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_bce_avx512_fc1_forward(bf.input_h, params + 0, params + 48, bf.fc1_a,
                 bf.fc1_pre, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bce_avx512_out_forward(bf.fc1_h, params + 56, params + 96, bf.out_z, n);
-        small_bce_avx512_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, n);
+        small_bce_avx512_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, (double *)bf.out_red, n, n_all);
         small_bce_avx512_out_bn_apply(bf.out_z, bf.out_stats, bf.out_a, n);
-        small_bce_avx512_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n);
+        small_bce_avx512_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n, n_all);
         small_bce_avx512_out_bn_backward(bf.out_d, bf.out_z, bf.out_stats, params + 104, grads + 104, grads + 112,
-                params + 120, params + 128, n);
+                params + 120, params + 128, (double *)bf.out_red, n, n_all);
         small_bce_avx512_out_backward_w(bf.out_d, bf.fc1_h, grads + 56, grads + 96, n);
         small_bce_avx512_out_backward_x(bf.out_d, params + 56, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_pre, n);
         small_bce_avx512_fc1_backward_w(bf.fc1_d, bf.input_h, grads + 0, grads + 48, n);
@@ -5018,22 +5909,24 @@ static int small_bce_avx512_rows_finite(const small_bce_avx512_buffers *bf, int 
 static double small_bce_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_bce_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bce_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bce_avx512_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_bce_avx512_fc1_forward(bf.input_h, params + 0, params + 48, bf.fc1_a,
                 bf.fc1_pre, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bce_avx512_out_forward(bf.fc1_h, params + 56, params + 96, bf.out_z, n);
-        small_bce_avx512_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, n);
+        small_bce_avx512_out_bn_batch(bf.out_z, params + 104, params + 112, bf.out_stats, (double *)bf.out_red, n, n_all);
         small_bce_avx512_out_bn_apply(bf.out_z, bf.out_stats, bf.out_a, n);
-        small_bce_avx512_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n);
+        small_bce_avx512_loss(bf.out_a, bt->y, bf.out_d, NULL, bf.rowloss, bf.hits, n, n_all);
         if (small_bce_avx512_rows_finite(&bf, n)) {
             small_bce_avx512_out_bn_backward_adam(bf.out_d, bf.out_z, bf.out_stats, params + 104, params + 112, m + 104, v + 104,
-                    ac, params + 120, params + 128, n);
+                    ac, params + 120, params + 128, (double *)bf.out_red, n, n_all);
             small_bce_avx512_out_backward_x(bf.out_d, params + 56, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_pre, n);
             small_bce_avx512_out_backward_w_adam(bf.out_d, bf.fc1_h, params + 56, params + 96, m + 56, v + 56, ac, n);
             small_bce_avx512_fc1_backward_w_adam(bf.fc1_d, bf.input_h, params + 0, params + 48, m + 0, v + 0, ac, n);
@@ -5047,19 +5940,21 @@ static double small_bce_avx512_train_step_adam(float *params, float *m, float *v
 static double small_bce_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_bce_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bce_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         if (mc) small_bce_avx512_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_bce_avx512_fc1_forward((mc ? bf.input_h : bt->x), params + 0, params + 48, bf.fc1_a,
                 NULL, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         small_bce_avx512_out_forward((mc ? bf.fc1_h : bf.fc1_a), params + 56, params + 96, bf.out_z, n);
         small_bce_avx512_out_bn_running(params + 120, params + 128, params + 104, params + 112, bf.out_stats);
         small_bce_avx512_out_bn_apply(bf.out_z, bf.out_stats, bf.out_a, n);
-        small_bce_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_bce_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_bce_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

@@ -41,6 +41,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -103,6 +117,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -174,7 +201,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -183,7 +210,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -244,6 +272,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -252,6 +284,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -356,6 +392,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -520,7 +590,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -532,7 +602,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -558,11 +628,13 @@ typedef struct {
     float *fc1_d; /* [n, 8] gradient wrt the pre-activation (zero past 6) */
     float *fc1_z; /* [n, 8] x W^T + b, the input of batch norm */
     float *fc1_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc1_red; /* [2][features] sums in double (batch norm) */
     float *fc2_a; /* [n, 8] activation */
     float *fc2_h; /* [n, 8] output in training */
     float *fc2_d; /* [n, 8] gradient wrt the pre-activation (zero past 5) */
     float *fc2_z; /* [n, 8] x W^T + b, the input of batch norm */
     float *fc2_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc2_red; /* [2][features] sums in double (batch norm) */
     float *out_a; /* [n, 8] activation */
     float *out_d; /* [n, 8] gradient wrt the pre-activation (zero past 3) */
     float *rowloss; /* [n] per-row loss */
@@ -582,11 +654,13 @@ static size_t small_bn_base_bind(void *ws, int n, small_bn_base_buffers *bf) {
     bf->fc1_d = dn_carve(base, &off, rows * 8);
     bf->fc1_z = dn_carve(base, &off, rows * 8);
     bf->fc1_stats = dn_carve(base, &off, 40);
+    bf->fc1_red = dn_carve(base, &off, 32);
     bf->fc2_a = dn_carve(base, &off, rows * 8);
     bf->fc2_h = dn_carve(base, &off, rows * 8);
     bf->fc2_d = dn_carve(base, &off, rows * 8);
     bf->fc2_z = dn_carve(base, &off, rows * 8);
     bf->fc2_stats = dn_carve(base, &off, 40);
+    bf->fc2_red = dn_carve(base, &off, 32);
     bf->out_a = dn_carve(base, &off, rows * 8);
     bf->out_d = dn_carve(base, &off, rows * 8);
     bf->rowloss = dn_carve(base, &off, rows);
@@ -716,7 +790,7 @@ static void small_bn_base_fc1_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [6, 7] = d^T x (in w's panels), db [6] = column sums of d.
  * d [n, 6] (row stride 8), x [n, 7] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bn_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -726,45 +800,65 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -779,42 +873,62 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -822,15 +936,24 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -854,10 +977,19 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -869,39 +1001,48 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -921,10 +1062,19 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -937,35 +1087,44 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -980,15 +1139,24 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1021,30 +1189,66 @@ static inline void small_bn_base_fc1_finish(const float *z, size_t row, int u, c
 
 /* Batch statistics of z [n, 6] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][8] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_base_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[1 * (8)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 8 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 8 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[1 * (8)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[8 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const double *sq = red + 8 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[8 + u + j] = istd;
             stats[16 + u + j] = alpha;
             stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[32 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -1088,23 +1292,44 @@ static void small_bn_base_fc1_bn_apply(const float *restrict z, const float *res
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void small_bn_base_fc1_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -1113,8 +1338,8 @@ static void small_bn_base_fc1_bn_backward(float *restrict d, const float *restri
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -1127,23 +1352,43 @@ static void small_bn_base_fc1_bn_backward(float *restrict d, const float *restri
 static void small_bn_base_fc1_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -1277,7 +1522,7 @@ static void small_bn_base_fc2_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [5, 6] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bn_base_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1287,41 +1532,61 @@ static void small_bn_base_fc2_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1336,41 +1601,61 @@ static void small_bn_base_fc2_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1393,10 +1678,19 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -1408,35 +1702,44 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1451,10 +1754,19 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -1466,35 +1778,44 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1676,30 +1997,66 @@ static inline void small_bn_base_fc2_finish(const float *z, size_t row, int u, c
 
 /* Batch statistics of z [n, 5] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][8] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_base_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[1 * (8)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 8 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 8 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[1 * (8)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[8 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const double *sq = red + 8 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 0.001));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 0.001));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[8 + u + j] = istd;
             stats[16 + u + j] = alpha;
             stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[32 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -1740,23 +2097,44 @@ static void small_bn_base_fc2_bn_apply(const float *restrict z, const float *res
  * mean and unbiased variance by momentum 0.2f. 8 units side by side, sums in double. */
 static void small_bn_base_fc2_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -1765,8 +2143,8 @@ static void small_bn_base_fc2_bn_backward(float *restrict d, const float *restri
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.2f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -1779,23 +2157,43 @@ static void small_bn_base_fc2_bn_backward(float *restrict d, const float *restri
 static void small_bn_base_fc2_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -1935,7 +2333,7 @@ static void small_bn_base_out_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [3, 5] = d^T x (in w's panels), db [3] = column sums of d.
  * d [n, 3] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bn_base_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1945,37 +2343,57 @@ static void small_bn_base_out_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1990,37 +2408,57 @@ static void small_bn_base_out_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2043,10 +2481,19 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -2058,31 +2505,40 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2102,10 +2558,19 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -2117,31 +2582,40 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2162,7 +2636,7 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
 static void small_bn_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
@@ -2176,7 +2650,7 @@ static void small_bn_base_head(const float *restrict x, const float *restrict w,
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 5 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -2429,8 +2903,8 @@ static void small_bn_base_head(const float *restrict x, const float *restrict w,
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
 static void small_bn_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -2457,14 +2931,24 @@ static void small_bn_base_loss(const float *restrict z, const int32_t *restrict 
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_bn_base_sum_rows(const small_bn_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -2478,27 +2962,29 @@ static double small_bn_base_sum_rows(const small_bn_base_buffers *bf, int n, int
 static double small_bn_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 200, 0, sizeof(float) * 32);
     small_bn_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bn_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bn_base_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
-        small_bn_base_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_base_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         small_bn_base_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bn_base_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
-        small_bn_base_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_base_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         small_bn_base_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
         small_bn_base_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         small_bn_base_out_backward_w(bf.out_d, bf.fc2_h, grads + 152, grads + 192, n);
         small_bn_base_fc2_bn_backward(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, grads + 136, grads + 144,
-                params + 216, params + 224, n);
+                params + 216, params + 224, (double *)bf.fc2_red, n, n_all);
         small_bn_base_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 80, grads + 128, n);
         small_bn_base_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
         small_bn_base_fc1_bn_backward(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, grads + 64, grads + 72,
-                params + 200, params + 208, n);
+                params + 200, params + 208, (double *)bf.fc1_red, n, n_all);
         small_bn_base_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 56, n);
     }
     return small_bn_base_sum_rows(&bf, n, correct);
@@ -2517,28 +3003,30 @@ static int small_bn_base_rows_finite(const small_bn_base_buffers *bf, int n) {
 static double small_bn_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_bn_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bn_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bn_base_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
-        small_bn_base_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_base_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         small_bn_base_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bn_base_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
-        small_bn_base_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_base_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         small_bn_base_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
         small_bn_base_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         if (small_bn_base_rows_finite(&bf, n)) {
             small_bn_base_out_backward_w_adam(bf.out_d, bf.fc2_h, params + 152, params + 192, m + 152, v + 152, ac, n);
             small_bn_base_fc2_bn_backward_adam(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, params + 144, m + 136, v + 136,
-                    ac, params + 216, params + 224, n);
+                    ac, params + 216, params + 224, (double *)bf.fc2_red, n, n_all);
             small_bn_base_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
             small_bn_base_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 80, params + 128, m + 80, v + 80, ac, n);
             small_bn_base_fc1_bn_backward_adam(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, params + 72, m + 64, v + 64,
-                    ac, params + 200, params + 208, n);
+                    ac, params + 200, params + 208, (double *)bf.fc1_red, n, n_all);
             small_bn_base_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 56, m + 0, v + 0, ac, n);
         }
     }
@@ -2550,12 +3038,14 @@ static double small_bn_base_train_step_adam(float *params, float *m, float *v, c
 static double small_bn_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_bn_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bn_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bn_base_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
         small_bn_base_fc1_bn_running(params + 200, params + 208, params + 64, params + 72, bf.fc1_stats);
         small_bn_base_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
@@ -2564,7 +3054,7 @@ static double small_bn_base_eval(const float *params, void *ws, const dn_batch *
         small_bn_base_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
         small_bn_base_out_forward((mc ? bf.fc2_h : bf.fc2_a), params + 152, params + 192, bf.out_a,
                 n);
-        small_bn_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_bn_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_bn_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -2624,6 +3114,10 @@ static double small_bn_base_eval(const float *params, void *ws, const dn_batch *
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -2632,6 +3126,10 @@ static double small_bn_base_eval(const float *params, void *ws, const dn_batch *
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -2736,6 +3234,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -2900,7 +3432,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -2912,7 +3444,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -2938,11 +3470,13 @@ typedef struct {
     float *fc1_d; /* [n, 8] gradient wrt the pre-activation (zero past 6) */
     float *fc1_z; /* [n, 8] x W^T + b, the input of batch norm */
     float *fc1_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc1_red; /* [2][features] sums in double (batch norm) */
     float *fc2_a; /* [n, 8] activation */
     float *fc2_h; /* [n, 8] output in training */
     float *fc2_d; /* [n, 8] gradient wrt the pre-activation (zero past 5) */
     float *fc2_z; /* [n, 8] x W^T + b, the input of batch norm */
     float *fc2_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc2_red; /* [2][features] sums in double (batch norm) */
     float *out_a; /* [n, 8] activation */
     float *out_d; /* [n, 8] gradient wrt the pre-activation (zero past 3) */
     float *rowloss; /* [n] per-row loss */
@@ -2962,11 +3496,13 @@ static size_t small_bn_avx2_bind(void *ws, int n, small_bn_avx2_buffers *bf) {
     bf->fc1_d = dn_carve(base, &off, rows * 8);
     bf->fc1_z = dn_carve(base, &off, rows * 8);
     bf->fc1_stats = dn_carve(base, &off, 40);
+    bf->fc1_red = dn_carve(base, &off, 32);
     bf->fc2_a = dn_carve(base, &off, rows * 8);
     bf->fc2_h = dn_carve(base, &off, rows * 8);
     bf->fc2_d = dn_carve(base, &off, rows * 8);
     bf->fc2_z = dn_carve(base, &off, rows * 8);
     bf->fc2_stats = dn_carve(base, &off, 40);
+    bf->fc2_red = dn_carve(base, &off, 32);
     bf->out_a = dn_carve(base, &off, rows * 8);
     bf->out_d = dn_carve(base, &off, rows * 8);
     bf->rowloss = dn_carve(base, &off, rows);
@@ -3096,7 +3632,7 @@ static void small_bn_avx2_fc1_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [6, 7] = d^T x (in w's panels), db [6] = column sums of d.
  * d [n, 6] (row stride 8), x [n, 7] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -3106,45 +3642,65 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3159,42 +3715,62 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3202,15 +3778,24 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3234,10 +3819,19 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -3249,39 +3843,48 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3301,10 +3904,19 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -3317,35 +3929,44 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3360,15 +3981,24 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3401,30 +4031,66 @@ static inline void small_bn_avx2_fc1_finish(const float *z, size_t row, int u, c
 
 /* Batch statistics of z [n, 6] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][8] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_avx2_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[1 * (8)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 8 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 8 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[1 * (8)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[8 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const double *sq = red + 8 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[8 + u + j] = istd;
             stats[16 + u + j] = alpha;
             stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[32 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -3468,23 +4134,44 @@ static void small_bn_avx2_fc1_bn_apply(const float *restrict z, const float *res
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void small_bn_avx2_fc1_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -3493,8 +4180,8 @@ static void small_bn_avx2_fc1_bn_backward(float *restrict d, const float *restri
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -3507,23 +4194,43 @@ static void small_bn_avx2_fc1_bn_backward(float *restrict d, const float *restri
 static void small_bn_avx2_fc1_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -3657,7 +4364,7 @@ static void small_bn_avx2_fc2_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [5, 6] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -3667,41 +4374,61 @@ static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -3716,41 +4443,61 @@ static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -3773,10 +4520,19 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -3788,35 +4544,44 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -3831,10 +4596,19 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -3846,35 +4620,44 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4056,30 +4839,66 @@ static inline void small_bn_avx2_fc2_finish(const float *z, size_t row, int u, c
 
 /* Batch statistics of z [n, 5] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][8] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_avx2_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[1 * (8)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 8 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 8 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[1 * (8)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[8 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const double *sq = red + 8 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 0.001));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 0.001));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[8 + u + j] = istd;
             stats[16 + u + j] = alpha;
             stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[32 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -4120,23 +4939,44 @@ static void small_bn_avx2_fc2_bn_apply(const float *restrict z, const float *res
  * mean and unbiased variance by momentum 0.2f. 8 units side by side, sums in double. */
 static void small_bn_avx2_fc2_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -4145,8 +4985,8 @@ static void small_bn_avx2_fc2_bn_backward(float *restrict d, const float *restri
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.2f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -4159,23 +4999,43 @@ static void small_bn_avx2_fc2_bn_backward(float *restrict d, const float *restri
 static void small_bn_avx2_fc2_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -4315,7 +5175,7 @@ static void small_bn_avx2_out_forward(const float *restrict x, const float *rest
 
 /* Weight gradients: dw [3, 5] = d^T x (in w's panels), db [3] = column sums of d.
  * d [n, 3] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bn_avx2_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4325,37 +5185,57 @@ static void small_bn_avx2_out_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4370,37 +5250,57 @@ static void small_bn_avx2_out_backward_w(const float *restrict d, const float *r
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4423,10 +5323,19 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -4438,31 +5347,40 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4482,10 +5400,19 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -4497,31 +5424,40 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4542,7 +5478,7 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
 static void small_bn_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
@@ -4556,7 +5492,7 @@ static void small_bn_avx2_head(const float *restrict x, const float *restrict w,
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 5 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -4809,8 +5745,8 @@ static void small_bn_avx2_head(const float *restrict x, const float *restrict w,
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
 static void small_bn_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -4837,14 +5773,24 @@ static void small_bn_avx2_loss(const float *restrict z, const int32_t *restrict 
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_bn_avx2_sum_rows(const small_bn_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -4858,27 +5804,29 @@ static double small_bn_avx2_sum_rows(const small_bn_avx2_buffers *bf, int n, int
 static double small_bn_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 200, 0, sizeof(float) * 32);
     small_bn_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bn_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bn_avx2_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
-        small_bn_avx2_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_avx2_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         small_bn_avx2_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bn_avx2_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
-        small_bn_avx2_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_avx2_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         small_bn_avx2_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
         small_bn_avx2_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         small_bn_avx2_out_backward_w(bf.out_d, bf.fc2_h, grads + 152, grads + 192, n);
         small_bn_avx2_fc2_bn_backward(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, grads + 136, grads + 144,
-                params + 216, params + 224, n);
+                params + 216, params + 224, (double *)bf.fc2_red, n, n_all);
         small_bn_avx2_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 80, grads + 128, n);
         small_bn_avx2_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
         small_bn_avx2_fc1_bn_backward(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, grads + 64, grads + 72,
-                params + 200, params + 208, n);
+                params + 200, params + 208, (double *)bf.fc1_red, n, n_all);
         small_bn_avx2_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 56, n);
     }
     return small_bn_avx2_sum_rows(&bf, n, correct);
@@ -4897,28 +5845,30 @@ static int small_bn_avx2_rows_finite(const small_bn_avx2_buffers *bf, int n) {
 static double small_bn_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_bn_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bn_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bn_avx2_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
-        small_bn_avx2_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_avx2_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         small_bn_avx2_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bn_avx2_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
-        small_bn_avx2_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_avx2_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         small_bn_avx2_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
         small_bn_avx2_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         if (small_bn_avx2_rows_finite(&bf, n)) {
             small_bn_avx2_out_backward_w_adam(bf.out_d, bf.fc2_h, params + 152, params + 192, m + 152, v + 152, ac, n);
             small_bn_avx2_fc2_bn_backward_adam(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, params + 144, m + 136, v + 136,
-                    ac, params + 216, params + 224, n);
+                    ac, params + 216, params + 224, (double *)bf.fc2_red, n, n_all);
             small_bn_avx2_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
             small_bn_avx2_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 80, params + 128, m + 80, v + 80, ac, n);
             small_bn_avx2_fc1_bn_backward_adam(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, params + 72, m + 64, v + 64,
-                    ac, params + 200, params + 208, n);
+                    ac, params + 200, params + 208, (double *)bf.fc1_red, n, n_all);
             small_bn_avx2_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 56, m + 0, v + 0, ac, n);
         }
     }
@@ -4930,12 +5880,14 @@ static double small_bn_avx2_train_step_adam(float *params, float *m, float *v, c
 static double small_bn_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_bn_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bn_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bn_avx2_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
         small_bn_avx2_fc1_bn_running(params + 200, params + 208, params + 64, params + 72, bf.fc1_stats);
         small_bn_avx2_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
@@ -4944,7 +5896,7 @@ static double small_bn_avx2_eval(const float *params, void *ws, const dn_batch *
         small_bn_avx2_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
         small_bn_avx2_out_forward((mc ? bf.fc2_h : bf.fc2_a), params + 152, params + 192, bf.out_a,
                 n);
-        small_bn_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_bn_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_bn_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -5011,6 +5963,10 @@ static double small_bn_avx2_eval(const float *params, void *ws, const dn_batch *
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -5019,6 +5975,10 @@ static double small_bn_avx2_eval(const float *params, void *ws, const dn_batch *
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -5123,6 +6083,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -5287,7 +6281,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -5299,7 +6293,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -5325,11 +6319,13 @@ typedef struct {
     float *fc1_d; /* [n, 8] gradient wrt the pre-activation (zero past 6) */
     float *fc1_z; /* [n, 8] x W^T + b, the input of batch norm */
     float *fc1_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc1_red; /* [2][features] sums in double (batch norm) */
     float *fc2_a; /* [n, 8] activation */
     float *fc2_h; /* [n, 8] output in training */
     float *fc2_d; /* [n, 8] gradient wrt the pre-activation (zero past 5) */
     float *fc2_z; /* [n, 8] x W^T + b, the input of batch norm */
     float *fc2_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc2_red; /* [2][features] sums in double (batch norm) */
     float *out_a; /* [n, 8] activation */
     float *out_d; /* [n, 8] gradient wrt the pre-activation (zero past 3) */
     float *rowloss; /* [n] per-row loss */
@@ -5349,11 +6345,13 @@ static size_t small_bn_avx512_bind(void *ws, int n, small_bn_avx512_buffers *bf)
     bf->fc1_d = dn_carve(base, &off, rows * 8);
     bf->fc1_z = dn_carve(base, &off, rows * 8);
     bf->fc1_stats = dn_carve(base, &off, 40);
+    bf->fc1_red = dn_carve(base, &off, 32);
     bf->fc2_a = dn_carve(base, &off, rows * 8);
     bf->fc2_h = dn_carve(base, &off, rows * 8);
     bf->fc2_d = dn_carve(base, &off, rows * 8);
     bf->fc2_z = dn_carve(base, &off, rows * 8);
     bf->fc2_stats = dn_carve(base, &off, 40);
+    bf->fc2_red = dn_carve(base, &off, 32);
     bf->out_a = dn_carve(base, &off, rows * 8);
     bf->out_d = dn_carve(base, &off, rows * 8);
     bf->rowloss = dn_carve(base, &off, rows);
@@ -5483,7 +6481,7 @@ static void small_bn_avx512_fc1_forward(const float *restrict x, const float *re
 
 /* Weight gradients: dw [6, 7] = d^T x (in w's panels), db [6] = column sums of d.
  * d [n, 6] (row stride 8), x [n, 7] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -5493,45 +6491,65 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -5546,42 +6564,62 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -5589,15 +6627,24 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -5621,10 +6668,19 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -5636,39 +6692,48 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -5688,10 +6753,19 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -5704,35 +6778,44 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -5747,15 +6830,24 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -5788,30 +6880,66 @@ static inline void small_bn_avx512_fc1_finish(const float *z, size_t row, int u,
 
 /* Batch statistics of z [n, 6] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][8] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_avx512_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[1 * (8)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 8 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 8 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[1 * (8)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[8 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const double *sq = red + 8 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 1.0000000000000001e-05));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[8 + u + j] = istd;
             stats[16 + u + j] = alpha;
             stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[32 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -5855,23 +6983,44 @@ static void small_bn_avx512_fc1_bn_apply(const float *restrict z, const float *r
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
 static void small_bn_avx512_fc1_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -5880,8 +7029,8 @@ static void small_bn_avx512_fc1_bn_backward(float *restrict d, const float *rest
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.1f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -5894,23 +7043,43 @@ static void small_bn_avx512_fc1_bn_backward(float *restrict d, const float *rest
 static void small_bn_avx512_fc1_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -6044,7 +7213,7 @@ static void small_bn_avx512_fc2_forward(const float *restrict x, const float *re
 
 /* Weight gradients: dw [5, 6] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -6054,41 +7223,61 @@ static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -6103,41 +7292,61 @@ static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -6160,10 +7369,19 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -6175,35 +7393,44 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -6218,10 +7445,19 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -6233,35 +7469,44 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -6443,30 +7688,66 @@ static inline void small_bn_avx512_fc2_finish(const float *z, size_t row, int u,
 
 /* Batch statistics of z [n, 5] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
- * run over the rows in order, in double; 8 units side by side. */
+ * run over a chunk's rows in order, in double, then the chunks in the tree; 8 units
+ * side by side. The sums pass through red [2][8] (doubles), where dn_reduce_across
+ * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_avx512_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
-        double sum[8] = {0}, sq[8] = {0};
+        double sum[8];
+        double s_pend[1 * (8)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) part[j] += z[(size_t)r * 8 + u + j];
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 8);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, sum, 8);
+        for (int j = 0; j < 8; j++) red[u + j] = sum[j];
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sq[8];
         float mean[8];
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
-        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < 8; j++) {
-                const float e = z[(size_t)r * 8 + u + j] - mean[j];
-                sq[j] += (double)(e * e);
-            }
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
+        double q_pend[1 * (8)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[8] = {0};
+            for (int r = c0; r < c1; r++)
+                for (int j = 0; j < 8; j++) {
+                    const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                    part[j] += (double)(e * e);
+                }
+            dn_tree_pushd(q_pend, q_depth, &q_count, part, 8);
+        }
+        dn_tree_finishd(q_pend, q_depth, q_count, sq, 8);
+        for (int j = 0; j < 8; j++) red[8 + u + j] = sq[j];
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const double *sq = red + 8 + u;
+        float mean[8];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
         for (int j = 0; j < 8; j++) {
-            const float istd = (float)(1.0 / sqrt(sq[j] / n + 0.001));
+            const float istd = (float)(1.0 / sqrt(sq[j] / n_all + 0.001));
             const float alpha = istd * gamma[u + j];
             stats[0 + u + j] = mean[j];
             stats[8 + u + j] = istd;
             stats[16 + u + j] = alpha;
             stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
-            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+            stats[32 + u + j] = (float)(sq[j] / (n_all > 1 ? n_all - 1 : 1));
         }
     }
 }
@@ -6507,23 +7788,44 @@ static void small_bn_avx512_fc2_bn_apply(const float *restrict z, const float *r
  * mean and unbiased variance by momentum 0.2f. 8 units side by side, sums in double. */
 static void small_bn_avx512_fc2_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -6532,8 +7834,8 @@ static void small_bn_avx512_fc2_bn_backward(float *restrict d, const float *rest
             for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
         }
         for (int j = 0; j < 8; j++) {
-            dgamma[u + j] = (float)dot[j] * istd[j];
-            dbeta[u + j] = (float)sum[j];
+            dgamma[u + j] = dn_row_base ? -0.0f : (float)dot[j] * istd[j];
+            dbeta[u + j] = dn_row_base ? -0.0f : (float)sum[j];
             const float mom = 0.2f;
             run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
             run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
@@ -6546,23 +7848,43 @@ static void small_bn_avx512_fc2_bn_backward(float *restrict d, const float *rest
 static void small_bn_avx512_fc2_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u;
+        double res[16]; /* sums of d, then of (z - mean) d */
+        double s_pend[1 * (16)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double part[16] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+                for (int j = 0; j < 8; j++) {
+                    part[j] += dr[j];
+                    part[8 + j] += (double)((zr[j] - mean[j]) * dr[j]);
+                }
+            }
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 16);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 16);
+        for (int j = 0; j < 8; j++) {
+            red[u + j] = res[j];
+            red[8 + u + j] = res[8 + j];
+        }
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u, *istd = stats + 8 + u;
-        double sum[8] = {0}, dot[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
-            for (int j = 0; j < 8; j++) {
-                sum[j] += dr[j];
-                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
-            }
-        }
+        const double *sum = red + u, *dot = red + 8 + u;
         float k[8], mean_d[8], scale[8];
         for (int j = 0; j < 8; j++) {
-            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
-            mean_d[j] = (float)(sum[j] / n);
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n_all;
+            mean_d[j] = (float)(sum[j] / n_all);
             scale[j] = istd[j] * gamma[u + j];
         }
         for (int r = 0; r < n; r++) {
@@ -6702,7 +8024,7 @@ static void small_bn_avx512_out_forward(const float *restrict x, const float *re
 
 /* Weight gradients: dw [3, 5] = d^T x (in w's panels), db [3] = column sums of d.
  * d [n, 3] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_bn_avx512_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -6712,37 +8034,57 @@ static void small_bn_avx512_out_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -6757,37 +8099,57 @@ static void small_bn_avx512_out_backward_w(const float *restrict d, const float 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -6810,10 +8172,19 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -6825,31 +8196,40 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -6869,10 +8249,19 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -6884,31 +8273,40 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -6929,7 +8327,7 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
 static void small_bn_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
@@ -6943,7 +8341,7 @@ static void small_bn_avx512_head(const float *restrict x, const float *restrict 
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 5 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -7196,8 +8594,8 @@ static void small_bn_avx512_head(const float *restrict x, const float *restrict 
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
 static void small_bn_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -7224,14 +8622,24 @@ static void small_bn_avx512_loss(const float *restrict z, const int32_t *restric
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_bn_avx512_sum_rows(const small_bn_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -7245,27 +8653,29 @@ static double small_bn_avx512_sum_rows(const small_bn_avx512_buffers *bf, int n,
 static double small_bn_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 200, 0, sizeof(float) * 32);
     small_bn_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bn_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bn_avx512_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
-        small_bn_avx512_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_avx512_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         small_bn_avx512_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bn_avx512_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
-        small_bn_avx512_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_avx512_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         small_bn_avx512_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
         small_bn_avx512_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         small_bn_avx512_out_backward_w(bf.out_d, bf.fc2_h, grads + 152, grads + 192, n);
         small_bn_avx512_fc2_bn_backward(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, grads + 136, grads + 144,
-                params + 216, params + 224, n);
+                params + 216, params + 224, (double *)bf.fc2_red, n, n_all);
         small_bn_avx512_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 80, grads + 128, n);
         small_bn_avx512_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
         small_bn_avx512_fc1_bn_backward(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, grads + 64, grads + 72,
-                params + 200, params + 208, n);
+                params + 200, params + 208, (double *)bf.fc1_red, n, n_all);
         small_bn_avx512_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 56, n);
     }
     return small_bn_avx512_sum_rows(&bf, n, correct);
@@ -7284,28 +8694,30 @@ static int small_bn_avx512_rows_finite(const small_bn_avx512_buffers *bf, int n)
 static double small_bn_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_bn_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bn_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bn_avx512_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
-        small_bn_avx512_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_avx512_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, (double *)bf.fc1_red, n, n_all);
         small_bn_avx512_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_bn_avx512_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
-        small_bn_avx512_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_avx512_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, (double *)bf.fc2_red, n, n_all);
         small_bn_avx512_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
         small_bn_avx512_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         if (small_bn_avx512_rows_finite(&bf, n)) {
             small_bn_avx512_out_backward_w_adam(bf.out_d, bf.fc2_h, params + 152, params + 192, m + 152, v + 152, ac, n);
             small_bn_avx512_fc2_bn_backward_adam(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, params + 144, m + 136, v + 136,
-                    ac, params + 216, params + 224, n);
+                    ac, params + 216, params + 224, (double *)bf.fc2_red, n, n_all);
             small_bn_avx512_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
             small_bn_avx512_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 80, params + 128, m + 80, v + 80, ac, n);
             small_bn_avx512_fc1_bn_backward_adam(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, params + 72, m + 64, v + 64,
-                    ac, params + 200, params + 208, n);
+                    ac, params + 200, params + 208, (double *)bf.fc1_red, n, n_all);
             small_bn_avx512_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 56, m + 0, v + 0, ac, n);
         }
     }
@@ -7317,12 +8729,14 @@ static double small_bn_avx512_train_step_adam(float *params, float *m, float *v,
 static double small_bn_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_bn_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_bn_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_bn_avx512_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
         small_bn_avx512_fc1_bn_running(params + 200, params + 208, params + 64, params + 72, bf.fc1_stats);
         small_bn_avx512_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
@@ -7331,7 +8745,7 @@ static double small_bn_avx512_eval(const float *params, void *ws, const dn_batch
         small_bn_avx512_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
         small_bn_avx512_out_forward((mc ? bf.fc2_h : bf.fc2_a), params + 152, params + 192, bf.out_a,
                 n);
-        small_bn_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_bn_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_bn_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

@@ -39,6 +39,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -101,6 +115,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -172,7 +199,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -181,7 +208,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -242,6 +270,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -250,6 +282,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -354,6 +390,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -518,7 +588,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -530,7 +600,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -709,7 +779,7 @@ static void small_clip_sgd_base_fc1_forward(const float *restrict x, const float
 
 /* Weight gradients: dw [8, 6] = d^T x (in w's panels), db [8] = column sums of d.
  * d [n, 8] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_clip_sgd_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -719,41 +789,61 @@ static void small_clip_sgd_base_fc1_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -768,41 +858,61 @@ static void small_clip_sgd_base_fc1_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -825,10 +935,19 @@ static void small_clip_sgd_base_fc1_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -840,35 +959,44 @@ static void small_clip_sgd_base_fc1_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -883,10 +1011,19 @@ static void small_clip_sgd_base_fc1_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -898,35 +1035,44 @@ static void small_clip_sgd_base_fc1_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1062,7 +1208,7 @@ static void small_clip_sgd_base_fc2_forward(const float *restrict x, const float
 
 /* Weight gradients: dw [5, 8] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 8] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_clip_sgd_base_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1072,49 +1218,69 @@ static void small_clip_sgd_base_fc2_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -1129,42 +1295,62 @@ static void small_clip_sgd_base_fc2_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -1172,19 +1358,28 @@ static void small_clip_sgd_base_fc2_backward_w(const float *restrict d, const fl
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -1208,10 +1403,19 @@ static void small_clip_sgd_base_fc2_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 64 + u, v + 64 + u, gs, ac);
             }
         {
@@ -1223,43 +1427,52 @@ static void small_clip_sgd_base_fc2_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -1274,10 +1487,19 @@ static void small_clip_sgd_base_fc2_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 64 + u, v + 64 + u, gs, ac);
             }
         {
@@ -1290,35 +1512,44 @@ static void small_clip_sgd_base_fc2_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -1333,19 +1564,28 @@ static void small_clip_sgd_base_fc2_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -1615,7 +1855,7 @@ static void small_clip_sgd_base_out_forward(const float *restrict x, const float
 
 /* Weight gradients: dw [4, 5] = d^T x (in w's panels), db [4] = column sums of d.
  * d [n, 4] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_clip_sgd_base_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1625,37 +1865,57 @@ static void small_clip_sgd_base_out_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1670,37 +1930,57 @@ static void small_clip_sgd_base_out_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1723,10 +2003,19 @@ static void small_clip_sgd_base_out_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -1738,31 +2027,40 @@ static void small_clip_sgd_base_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1782,10 +2080,19 @@ static void small_clip_sgd_base_out_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -1797,31 +2104,40 @@ static void small_clip_sgd_base_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1842,7 +2158,7 @@ static void small_clip_sgd_base_out_backward_w_adam(const float *restrict d, con
 static void small_clip_sgd_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
@@ -1856,7 +2172,7 @@ static void small_clip_sgd_base_head(const float *restrict x, const float *restr
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 5 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -2109,8 +2425,8 @@ static void small_clip_sgd_base_head(const float *restrict x, const float *restr
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 4). */
 static void small_clip_sgd_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -2137,14 +2453,24 @@ static void small_clip_sgd_base_loss(const float *restrict z, const int32_t *res
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_clip_sgd_base_sum_rows(const small_clip_sgd_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -2155,18 +2481,20 @@ static double small_clip_sgd_base_sum_rows(const small_clip_sgd_base_buffers *bf
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_clip_sgd_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_clip_sgd_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_clip_sgd_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_clip_sgd_base_fc1_forward(bt->x, params + 0, params + 48, bf.fc1_a,
                 n);
         small_clip_sgd_base_fc2_forward(bf.fc1_a, params + 56, params + 120, bf.fc2_a,
                 n);
         small_clip_sgd_base_head(bf.fc2_a, params + 128, params + 168, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         small_clip_sgd_base_out_backward_w(bf.out_d, bf.fc2_a, grads + 128, grads + 168, n);
         small_clip_sgd_base_fc2_backward_w(bf.fc2_d, bf.fc1_a, grads + 56, grads + 120, n);
         small_clip_sgd_base_fc2_backward_x(bf.fc2_d, params + 56, bf.wt, bf.fc1_d, NULL, bf.fc1_a, n);
@@ -2188,18 +2516,20 @@ static int small_clip_sgd_base_rows_finite(const small_clip_sgd_base_buffers *bf
 static double small_clip_sgd_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_clip_sgd_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_clip_sgd_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_clip_sgd_base_fc1_forward(bt->x, params + 0, params + 48, bf.fc1_a,
                 n);
         small_clip_sgd_base_fc2_forward(bf.fc1_a, params + 56, params + 120, bf.fc2_a,
                 n);
         small_clip_sgd_base_head(bf.fc2_a, params + 128, params + 168, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         if (small_clip_sgd_base_rows_finite(&bf, n)) {
             small_clip_sgd_base_out_backward_w_adam(bf.out_d, bf.fc2_a, params + 128, params + 168, m + 128, v + 128, ac, n);
             small_clip_sgd_base_fc2_backward_x(bf.fc2_d, params + 56, bf.wt, bf.fc1_d, NULL, bf.fc1_a, n);
@@ -2214,19 +2544,21 @@ static double small_clip_sgd_base_train_step_adam(float *params, float *m, float
 
 static double small_clip_sgd_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     small_clip_sgd_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_clip_sgd_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_clip_sgd_base_fc1_forward(bt->x, params + 0, params + 48, bf.fc1_a,
                 n);
         small_clip_sgd_base_fc2_forward(bf.fc1_a, params + 56, params + 120, bf.fc2_a,
                 n);
         small_clip_sgd_base_out_forward(bf.fc2_a, params + 128, params + 168, bf.out_a,
                 n);
-        small_clip_sgd_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_clip_sgd_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_clip_sgd_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -2286,6 +2618,10 @@ static double small_clip_sgd_base_eval(const float *params, void *ws, const dn_b
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -2294,6 +2630,10 @@ static double small_clip_sgd_base_eval(const float *params, void *ws, const dn_b
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -2398,6 +2738,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -2562,7 +2936,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -2574,7 +2948,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -2753,7 +3127,7 @@ static void small_clip_sgd_avx2_fc1_forward(const float *restrict x, const float
 
 /* Weight gradients: dw [8, 6] = d^T x (in w's panels), db [8] = column sums of d.
  * d [n, 8] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_clip_sgd_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -2763,41 +3137,61 @@ static void small_clip_sgd_avx2_fc1_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2812,41 +3206,61 @@ static void small_clip_sgd_avx2_fc1_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2869,10 +3283,19 @@ static void small_clip_sgd_avx2_fc1_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -2884,35 +3307,44 @@ static void small_clip_sgd_avx2_fc1_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2927,10 +3359,19 @@ static void small_clip_sgd_avx2_fc1_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -2942,35 +3383,44 @@ static void small_clip_sgd_avx2_fc1_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -3106,7 +3556,7 @@ static void small_clip_sgd_avx2_fc2_forward(const float *restrict x, const float
 
 /* Weight gradients: dw [5, 8] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 8] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_clip_sgd_avx2_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -3116,49 +3566,69 @@ static void small_clip_sgd_avx2_fc2_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -3173,42 +3643,62 @@ static void small_clip_sgd_avx2_fc2_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -3216,19 +3706,28 @@ static void small_clip_sgd_avx2_fc2_backward_w(const float *restrict d, const fl
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -3252,10 +3751,19 @@ static void small_clip_sgd_avx2_fc2_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 64 + u, v + 64 + u, gs, ac);
             }
         {
@@ -3267,43 +3775,52 @@ static void small_clip_sgd_avx2_fc2_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -3318,10 +3835,19 @@ static void small_clip_sgd_avx2_fc2_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 64 + u, v + 64 + u, gs, ac);
             }
         {
@@ -3334,35 +3860,44 @@ static void small_clip_sgd_avx2_fc2_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -3377,19 +3912,28 @@ static void small_clip_sgd_avx2_fc2_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -3659,7 +4203,7 @@ static void small_clip_sgd_avx2_out_forward(const float *restrict x, const float
 
 /* Weight gradients: dw [4, 5] = d^T x (in w's panels), db [4] = column sums of d.
  * d [n, 4] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_clip_sgd_avx2_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -3669,37 +4213,57 @@ static void small_clip_sgd_avx2_out_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3714,37 +4278,57 @@ static void small_clip_sgd_avx2_out_backward_w(const float *restrict d, const fl
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3767,10 +4351,19 @@ static void small_clip_sgd_avx2_out_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -3782,31 +4375,40 @@ static void small_clip_sgd_avx2_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3826,10 +4428,19 @@ static void small_clip_sgd_avx2_out_backward_w_adam(const float *restrict d, con
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -3841,31 +4452,40 @@ static void small_clip_sgd_avx2_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3886,7 +4506,7 @@ static void small_clip_sgd_avx2_out_backward_w_adam(const float *restrict d, con
 static void small_clip_sgd_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
@@ -3900,7 +4520,7 @@ static void small_clip_sgd_avx2_head(const float *restrict x, const float *restr
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 5 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -4153,8 +4773,8 @@ static void small_clip_sgd_avx2_head(const float *restrict x, const float *restr
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 4). */
 static void small_clip_sgd_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -4181,14 +4801,24 @@ static void small_clip_sgd_avx2_loss(const float *restrict z, const int32_t *res
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_clip_sgd_avx2_sum_rows(const small_clip_sgd_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -4199,18 +4829,20 @@ static double small_clip_sgd_avx2_sum_rows(const small_clip_sgd_avx2_buffers *bf
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_clip_sgd_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_clip_sgd_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_clip_sgd_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_clip_sgd_avx2_fc1_forward(bt->x, params + 0, params + 48, bf.fc1_a,
                 n);
         small_clip_sgd_avx2_fc2_forward(bf.fc1_a, params + 56, params + 120, bf.fc2_a,
                 n);
         small_clip_sgd_avx2_head(bf.fc2_a, params + 128, params + 168, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         small_clip_sgd_avx2_out_backward_w(bf.out_d, bf.fc2_a, grads + 128, grads + 168, n);
         small_clip_sgd_avx2_fc2_backward_w(bf.fc2_d, bf.fc1_a, grads + 56, grads + 120, n);
         small_clip_sgd_avx2_fc2_backward_x(bf.fc2_d, params + 56, bf.wt, bf.fc1_d, NULL, bf.fc1_a, n);
@@ -4232,18 +4864,20 @@ static int small_clip_sgd_avx2_rows_finite(const small_clip_sgd_avx2_buffers *bf
 static double small_clip_sgd_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_clip_sgd_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_clip_sgd_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_clip_sgd_avx2_fc1_forward(bt->x, params + 0, params + 48, bf.fc1_a,
                 n);
         small_clip_sgd_avx2_fc2_forward(bf.fc1_a, params + 56, params + 120, bf.fc2_a,
                 n);
         small_clip_sgd_avx2_head(bf.fc2_a, params + 128, params + 168, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         if (small_clip_sgd_avx2_rows_finite(&bf, n)) {
             small_clip_sgd_avx2_out_backward_w_adam(bf.out_d, bf.fc2_a, params + 128, params + 168, m + 128, v + 128, ac, n);
             small_clip_sgd_avx2_fc2_backward_x(bf.fc2_d, params + 56, bf.wt, bf.fc1_d, NULL, bf.fc1_a, n);
@@ -4258,19 +4892,21 @@ static double small_clip_sgd_avx2_train_step_adam(float *params, float *m, float
 
 static double small_clip_sgd_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     small_clip_sgd_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_clip_sgd_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_clip_sgd_avx2_fc1_forward(bt->x, params + 0, params + 48, bf.fc1_a,
                 n);
         small_clip_sgd_avx2_fc2_forward(bf.fc1_a, params + 56, params + 120, bf.fc2_a,
                 n);
         small_clip_sgd_avx2_out_forward(bf.fc2_a, params + 128, params + 168, bf.out_a,
                 n);
-        small_clip_sgd_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_clip_sgd_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_clip_sgd_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -4337,6 +4973,10 @@ static double small_clip_sgd_avx2_eval(const float *params, void *ws, const dn_b
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -4345,6 +4985,10 @@ static double small_clip_sgd_avx2_eval(const float *params, void *ws, const dn_b
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -4449,6 +5093,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -4613,7 +5291,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -4625,7 +5303,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -4804,7 +5482,7 @@ static void small_clip_sgd_avx512_fc1_forward(const float *restrict x, const flo
 
 /* Weight gradients: dw [8, 6] = d^T x (in w's panels), db [8] = column sums of d.
  * d [n, 8] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_clip_sgd_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4814,41 +5492,61 @@ static void small_clip_sgd_avx512_fc1_backward_w(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4863,41 +5561,61 @@ static void small_clip_sgd_avx512_fc1_backward_w(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4920,10 +5638,19 @@ static void small_clip_sgd_avx512_fc1_backward_w_adam(const float *restrict d, c
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -4935,35 +5662,44 @@ static void small_clip_sgd_avx512_fc1_backward_w_adam(const float *restrict d, c
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4978,10 +5714,19 @@ static void small_clip_sgd_avx512_fc1_backward_w_adam(const float *restrict d, c
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -4993,35 +5738,44 @@ static void small_clip_sgd_avx512_fc1_backward_w_adam(const float *restrict d, c
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 6;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -5157,7 +5911,7 @@ static void small_clip_sgd_avx512_fc2_forward(const float *restrict x, const flo
 
 /* Weight gradients: dw [5, 8] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 8] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_clip_sgd_avx512_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -5167,49 +5921,69 @@ static void small_clip_sgd_avx512_fc2_backward_w(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -5224,42 +5998,62 @@ static void small_clip_sgd_avx512_fc2_backward_w(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -5267,19 +6061,28 @@ static void small_clip_sgd_avx512_fc2_backward_w(const float *restrict d, const 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -5303,10 +6106,19 @@ static void small_clip_sgd_avx512_fc2_backward_w_adam(const float *restrict d, c
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 64 + u, v + 64 + u, gs, ac);
             }
         {
@@ -5318,43 +6130,52 @@ static void small_clip_sgd_avx512_fc2_backward_w_adam(const float *restrict d, c
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -5369,10 +6190,19 @@ static void small_clip_sgd_avx512_fc2_backward_w_adam(const float *restrict d, c
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 64 + u, v + 64 + u, gs, ac);
             }
         {
@@ -5385,35 +6215,44 @@ static void small_clip_sgd_avx512_fc2_backward_w_adam(const float *restrict d, c
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -5428,19 +6267,28 @@ static void small_clip_sgd_avx512_fc2_backward_w_adam(const float *restrict d, c
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -5710,7 +6558,7 @@ static void small_clip_sgd_avx512_out_forward(const float *restrict x, const flo
 
 /* Weight gradients: dw [4, 5] = d^T x (in w's panels), db [4] = column sums of d.
  * d [n, 4] (row stride 8), x [n, 5] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_clip_sgd_avx512_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -5720,37 +6568,57 @@ static void small_clip_sgd_avx512_out_backward_w(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5765,37 +6633,57 @@ static void small_clip_sgd_avx512_out_backward_w(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5818,10 +6706,19 @@ static void small_clip_sgd_avx512_out_backward_w_adam(const float *restrict d, c
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -5833,31 +6730,40 @@ static void small_clip_sgd_avx512_out_backward_w_adam(const float *restrict d, c
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5877,10 +6783,19 @@ static void small_clip_sgd_avx512_out_backward_w_adam(const float *restrict d, c
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
             }
         {
@@ -5892,31 +6807,40 @@ static void small_clip_sgd_avx512_out_backward_w_adam(const float *restrict d, c
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-            }
             float z[5][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
+            float t_pend[1 * (40)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                }
+                float part[5][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5937,7 +6861,7 @@ static void small_clip_sgd_avx512_out_backward_w_adam(const float *restrict d, c
 static void small_clip_sgd_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
@@ -5951,7 +6875,7 @@ static void small_clip_sgd_avx512_head(const float *restrict x, const float *res
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 5 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -6204,8 +7128,8 @@ static void small_clip_sgd_avx512_head(const float *restrict x, const float *res
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 4). */
 static void small_clip_sgd_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -6232,14 +7156,24 @@ static void small_clip_sgd_avx512_loss(const float *restrict z, const int32_t *r
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_clip_sgd_avx512_sum_rows(const small_clip_sgd_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -6250,18 +7184,20 @@ static double small_clip_sgd_avx512_sum_rows(const small_clip_sgd_avx512_buffers
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_clip_sgd_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_clip_sgd_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_clip_sgd_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_clip_sgd_avx512_fc1_forward(bt->x, params + 0, params + 48, bf.fc1_a,
                 n);
         small_clip_sgd_avx512_fc2_forward(bf.fc1_a, params + 56, params + 120, bf.fc2_a,
                 n);
         small_clip_sgd_avx512_head(bf.fc2_a, params + 128, params + 168, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         small_clip_sgd_avx512_out_backward_w(bf.out_d, bf.fc2_a, grads + 128, grads + 168, n);
         small_clip_sgd_avx512_fc2_backward_w(bf.fc2_d, bf.fc1_a, grads + 56, grads + 120, n);
         small_clip_sgd_avx512_fc2_backward_x(bf.fc2_d, params + 56, bf.wt, bf.fc1_d, NULL, bf.fc1_a, n);
@@ -6283,18 +7219,20 @@ static int small_clip_sgd_avx512_rows_finite(const small_clip_sgd_avx512_buffers
 static double small_clip_sgd_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_clip_sgd_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_clip_sgd_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_clip_sgd_avx512_fc1_forward(bt->x, params + 0, params + 48, bf.fc1_a,
                 n);
         small_clip_sgd_avx512_fc2_forward(bf.fc1_a, params + 56, params + 120, bf.fc2_a,
                 n);
         small_clip_sgd_avx512_head(bf.fc2_a, params + 128, params + 168, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc2_d, NULL, bf.fc2_a, n);
+                bf.fc2_d, NULL, bf.fc2_a, n, n_all);
         if (small_clip_sgd_avx512_rows_finite(&bf, n)) {
             small_clip_sgd_avx512_out_backward_w_adam(bf.out_d, bf.fc2_a, params + 128, params + 168, m + 128, v + 128, ac, n);
             small_clip_sgd_avx512_fc2_backward_x(bf.fc2_d, params + 56, bf.wt, bf.fc1_d, NULL, bf.fc1_a, n);
@@ -6309,19 +7247,21 @@ static double small_clip_sgd_avx512_train_step_adam(float *params, float *m, flo
 
 static double small_clip_sgd_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     small_clip_sgd_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_clip_sgd_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_clip_sgd_avx512_fc1_forward(bt->x, params + 0, params + 48, bf.fc1_a,
                 n);
         small_clip_sgd_avx512_fc2_forward(bf.fc1_a, params + 56, params + 120, bf.fc2_a,
                 n);
         small_clip_sgd_avx512_out_forward(bf.fc2_a, params + 128, params + 168, bf.out_a,
                 n);
-        small_clip_sgd_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_clip_sgd_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_clip_sgd_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

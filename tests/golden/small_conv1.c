@@ -40,6 +40,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -102,6 +116,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -173,7 +200,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -182,7 +209,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -243,6 +271,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -251,6 +283,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -355,6 +391,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -519,7 +589,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -531,7 +601,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -738,7 +808,7 @@ static void small_conv1_base_conv1_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [4, 3, 3, 3] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 11, 11] (row stride 488). Each element sums rows in order. */
+ * d [n, 4, 11, 11] (row stride 488). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv1_base_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -746,544 +816,642 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[108] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                    }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
                     }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[27 + ci * 9 + 0] = res[1];
+                g[54 + ci * 9 + 0] = res[2];
+                g[81 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[27 + ci * 9 + 1] = res[5];
+                g[54 + ci * 9 + 1] = res[6];
+                g[81 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[27 + ci * 9 + 2] = res[9];
+                g[54 + ci * 9 + 2] = res[10];
+                g[81 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[27 + ci * 9 + 3] = res[13];
+                g[54 + ci * 9 + 3] = res[14];
+                g[81 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[27 + ci * 9 + 4] = res[17];
+                g[54 + ci * 9 + 4] = res[18];
+                g[81 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[27 + ci * 9 + 5] = res[21];
+                g[54 + ci * 9 + 5] = res[22];
+                g[81 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[27 + ci * 9 + 6] = res[25];
+                g[54 + ci * 9 + 6] = res[26];
+                g[81 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[27 + ci * 9 + 7] = res[29];
+                g[54 + ci * 9 + 7] = res[30];
+                g[81 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[27 + ci * 9 + 8] = res[33];
+                g[54 + ci * 9 + 8] = res[34];
+                g[81 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
@@ -1299,256 +1467,288 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                    }
+                    float part[9];
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
@@ -1567,544 +1767,642 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[108] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                    }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
                     }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[27 + ci * 9 + 0] = res[1];
+                g[54 + ci * 9 + 0] = res[2];
+                g[81 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[27 + ci * 9 + 1] = res[5];
+                g[54 + ci * 9 + 1] = res[6];
+                g[81 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[27 + ci * 9 + 2] = res[9];
+                g[54 + ci * 9 + 2] = res[10];
+                g[81 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[27 + ci * 9 + 3] = res[13];
+                g[54 + ci * 9 + 3] = res[14];
+                g[81 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[27 + ci * 9 + 4] = res[17];
+                g[54 + ci * 9 + 4] = res[18];
+                g[81 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[27 + ci * 9 + 5] = res[21];
+                g[54 + ci * 9 + 5] = res[22];
+                g[81 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[27 + ci * 9 + 6] = res[25];
+                g[54 + ci * 9 + 6] = res[26];
+                g[81 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[27 + ci * 9 + 7] = res[29];
+                g[54 + ci * 9 + 7] = res[30];
+                g[81 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[27 + ci * 9 + 8] = res[33];
+                g[54 + ci * 9 + 8] = res[34];
+                g[81 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 27; e++)
@@ -2124,256 +2422,288 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                    }
+                    float part[9];
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 27; e++)
@@ -2530,85 +2860,97 @@ static void small_conv1_base_conv2_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [6, 4, 3, 3] = sum over rows of d (x) x, db [6] = sums of d.
- * d [n, 6, 2, 2] (row stride 24). Each element sums rows in order. */
+ * d [n, 6, 2, 2] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv1_base_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 6; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
-            float sb = 0.0f;
-            for (int i = 0; i < 4; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
+                float sb = 0.0f;
+                for (int i = 0; i < 4; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++) dw[(size_t)(c + 0) * 36 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -2622,79 +2964,91 @@ static void small_conv1_base_conv2_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 6; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
-            float sb = 0.0f;
-            for (int i = 0; i < 4; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
+                float sb = 0.0f;
+                for (int i = 0; i < 4; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++)
             dn_adam1(w + (size_t)(c + 0) * 36 + e, mw + (size_t)(c + 0) * 36 + e, vw + (size_t)(c + 0) * 36 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -2919,7 +3273,7 @@ static void small_conv1_base_fc1_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [7, 24] = d^T x (in w's panels), db [7] = column sums of d.
  * d [n, 7] (row stride 8), x [n, 24] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv1_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -2929,49 +3283,69 @@ static void small_conv1_base_fc1_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -2986,41 +3360,61 @@ static void small_conv1_base_fc1_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -3043,10 +3437,19 @@ static void small_conv1_base_fc1_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -3058,43 +3461,52 @@ static void small_conv1_base_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -3109,10 +3521,19 @@ static void small_conv1_base_fc1_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -3124,35 +3545,44 @@ static void small_conv1_base_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -3508,7 +3938,7 @@ static void small_conv1_base_out_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [3, 7] = d^T x (in w's panels), db [3] = column sums of d.
  * d [n, 3] (row stride 8), x [n, 7] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv1_base_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -3518,45 +3948,65 @@ static void small_conv1_base_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3571,42 +4021,62 @@ static void small_conv1_base_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3614,15 +4084,24 @@ static void small_conv1_base_out_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3646,10 +4125,19 @@ static void small_conv1_base_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -3661,39 +4149,48 @@ static void small_conv1_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3713,10 +4210,19 @@ static void small_conv1_base_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -3729,35 +4235,44 @@ static void small_conv1_base_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3772,15 +4287,24 @@ static void small_conv1_base_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3802,7 +4326,7 @@ static void small_conv1_base_out_backward_w_adam(const float *restrict d, const 
 static void small_conv1_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
         const int q = e / 1, p = e % 1;
@@ -3815,7 +4339,7 @@ static void small_conv1_base_head(const float *restrict x, const float *restrict
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 7 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -4070,8 +4594,8 @@ static void small_conv1_base_head(const float *restrict x, const float *restrict
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
 static void small_conv1_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -4098,14 +4622,24 @@ static void small_conv1_base_loss(const float *restrict z, const int32_t *restri
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv1_base_sum_rows(const small_conv1_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -4116,12 +4650,14 @@ static double small_conv1_base_sum_rows(const small_conv1_base_buffers *bf, int 
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_conv1_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_conv1_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv1_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv1_base_conv1_forward(bt->x, params + 0, params + 108, bf.conv1_a,
                 bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv1_base_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -4130,7 +4666,7 @@ static double small_conv1_base_train_step(float *params, float *grads, void *ws,
         small_conv1_base_fc1_forward(bf.conv2_h, params + 334, params + 526, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv1_base_head(bf.fc1_h, params + 534, params + 590, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         small_conv1_base_out_backward_w(bf.out_d, bf.fc1_h, grads + 534, grads + 590, n);
         small_conv1_base_fc1_backward_w(bf.fc1_d, bf.conv2_h, grads + 334, grads + 526, n);
         small_conv1_base_fc1_backward_x(bf.fc1_d, params + 334, bf.wt, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
@@ -4156,12 +4692,14 @@ static int small_conv1_base_rows_finite(const small_conv1_base_buffers *bf, int 
 static double small_conv1_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv1_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv1_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv1_base_conv1_forward(bt->x, params + 0, params + 108, bf.conv1_a,
                 bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv1_base_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -4170,7 +4708,7 @@ static double small_conv1_base_train_step_adam(float *params, float *m, float *v
         small_conv1_base_fc1_forward(bf.conv2_h, params + 334, params + 526, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv1_base_head(bf.fc1_h, params + 534, params + 590, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         if (small_conv1_base_rows_finite(&bf, n)) {
             small_conv1_base_out_backward_w_adam(bf.out_d, bf.fc1_h, params + 534, params + 590, m + 534, v + 534, ac, n);
             small_conv1_base_fc1_backward_x(bf.fc1_d, params + 334, bf.wt, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
@@ -4191,12 +4729,14 @@ static double small_conv1_base_train_step_adam(float *params, float *m, float *v
 static double small_conv1_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv1_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv1_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv1_base_conv1_forward(bt->x, params + 0, params + 108, bf.conv1_a,
                 mc ? bf.conv1_mask : NULL, mc ? bf.conv1_h : NULL, n, bt->seed, bt->step);
         small_conv1_base_pool1_forward((mc ? bf.conv1_h : bf.conv1_a), NULL, bf.pool1_a, n);
@@ -4206,7 +4746,7 @@ static double small_conv1_base_eval(const float *params, void *ws, const dn_batc
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         small_conv1_base_out_forward((mc ? bf.fc1_h : bf.fc1_a), params + 534, params + 590, bf.out_a,
                 n);
-        small_conv1_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv1_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv1_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -4266,6 +4806,10 @@ static double small_conv1_base_eval(const float *params, void *ws, const dn_batc
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -4274,6 +4818,10 @@ static double small_conv1_base_eval(const float *params, void *ws, const dn_batc
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -4378,6 +4926,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -4542,7 +5124,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -4554,7 +5136,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -4761,7 +5343,7 @@ static void small_conv1_avx2_conv1_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [4, 3, 3, 3] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 11, 11] (row stride 488). Each element sums rows in order. */
+ * d [n, 4, 11, 11] (row stride 488). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4769,544 +5351,642 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[108] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                    }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
                     }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[27 + ci * 9 + 0] = res[1];
+                g[54 + ci * 9 + 0] = res[2];
+                g[81 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[27 + ci * 9 + 1] = res[5];
+                g[54 + ci * 9 + 1] = res[6];
+                g[81 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[27 + ci * 9 + 2] = res[9];
+                g[54 + ci * 9 + 2] = res[10];
+                g[81 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[27 + ci * 9 + 3] = res[13];
+                g[54 + ci * 9 + 3] = res[14];
+                g[81 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[27 + ci * 9 + 4] = res[17];
+                g[54 + ci * 9 + 4] = res[18];
+                g[81 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[27 + ci * 9 + 5] = res[21];
+                g[54 + ci * 9 + 5] = res[22];
+                g[81 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[27 + ci * 9 + 6] = res[25];
+                g[54 + ci * 9 + 6] = res[26];
+                g[81 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[27 + ci * 9 + 7] = res[29];
+                g[54 + ci * 9 + 7] = res[30];
+                g[81 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[27 + ci * 9 + 8] = res[33];
+                g[54 + ci * 9 + 8] = res[34];
+                g[81 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
@@ -5322,256 +6002,288 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                    }
+                    float part[9];
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
@@ -5590,544 +6302,642 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[108] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                    }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
                     }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[27 + ci * 9 + 0] = res[1];
+                g[54 + ci * 9 + 0] = res[2];
+                g[81 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[27 + ci * 9 + 1] = res[5];
+                g[54 + ci * 9 + 1] = res[6];
+                g[81 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[27 + ci * 9 + 2] = res[9];
+                g[54 + ci * 9 + 2] = res[10];
+                g[81 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[27 + ci * 9 + 3] = res[13];
+                g[54 + ci * 9 + 3] = res[14];
+                g[81 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[27 + ci * 9 + 4] = res[17];
+                g[54 + ci * 9 + 4] = res[18];
+                g[81 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[27 + ci * 9 + 5] = res[21];
+                g[54 + ci * 9 + 5] = res[22];
+                g[81 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[27 + ci * 9 + 6] = res[25];
+                g[54 + ci * 9 + 6] = res[26];
+                g[81 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[27 + ci * 9 + 7] = res[29];
+                g[54 + ci * 9 + 7] = res[30];
+                g[81 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[27 + ci * 9 + 8] = res[33];
+                g[54 + ci * 9 + 8] = res[34];
+                g[81 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 27; e++)
@@ -6147,256 +6957,288 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                    }
+                    float part[9];
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 27; e++)
@@ -6553,85 +7395,97 @@ static void small_conv1_avx2_conv2_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [6, 4, 3, 3] = sum over rows of d (x) x, db [6] = sums of d.
- * d [n, 6, 2, 2] (row stride 24). Each element sums rows in order. */
+ * d [n, 6, 2, 2] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv1_avx2_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 6; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
-            float sb = 0.0f;
-            for (int i = 0; i < 4; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
+                float sb = 0.0f;
+                for (int i = 0; i < 4; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++) dw[(size_t)(c + 0) * 36 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -6645,79 +7499,91 @@ static void small_conv1_avx2_conv2_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 6; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
-            float sb = 0.0f;
-            for (int i = 0; i < 4; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
+                float sb = 0.0f;
+                for (int i = 0; i < 4; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++)
             dn_adam1(w + (size_t)(c + 0) * 36 + e, mw + (size_t)(c + 0) * 36 + e, vw + (size_t)(c + 0) * 36 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -6942,7 +7808,7 @@ static void small_conv1_avx2_fc1_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [7, 24] = d^T x (in w's panels), db [7] = column sums of d.
  * d [n, 7] (row stride 8), x [n, 24] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv1_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -6952,49 +7818,69 @@ static void small_conv1_avx2_fc1_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -7009,41 +7895,61 @@ static void small_conv1_avx2_fc1_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -7066,10 +7972,19 @@ static void small_conv1_avx2_fc1_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -7081,43 +7996,52 @@ static void small_conv1_avx2_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -7132,10 +8056,19 @@ static void small_conv1_avx2_fc1_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -7147,35 +8080,44 @@ static void small_conv1_avx2_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -7531,7 +8473,7 @@ static void small_conv1_avx2_out_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [3, 7] = d^T x (in w's panels), db [3] = column sums of d.
  * d [n, 3] (row stride 8), x [n, 7] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv1_avx2_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -7541,45 +8483,65 @@ static void small_conv1_avx2_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -7594,42 +8556,62 @@ static void small_conv1_avx2_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -7637,15 +8619,24 @@ static void small_conv1_avx2_out_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -7669,10 +8660,19 @@ static void small_conv1_avx2_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -7684,39 +8684,48 @@ static void small_conv1_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -7736,10 +8745,19 @@ static void small_conv1_avx2_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -7752,35 +8770,44 @@ static void small_conv1_avx2_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -7795,15 +8822,24 @@ static void small_conv1_avx2_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -7825,7 +8861,7 @@ static void small_conv1_avx2_out_backward_w_adam(const float *restrict d, const 
 static void small_conv1_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
         const int q = e / 1, p = e % 1;
@@ -7838,7 +8874,7 @@ static void small_conv1_avx2_head(const float *restrict x, const float *restrict
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 7 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -8093,8 +9129,8 @@ static void small_conv1_avx2_head(const float *restrict x, const float *restrict
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
 static void small_conv1_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -8121,14 +9157,24 @@ static void small_conv1_avx2_loss(const float *restrict z, const int32_t *restri
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv1_avx2_sum_rows(const small_conv1_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -8139,12 +9185,14 @@ static double small_conv1_avx2_sum_rows(const small_conv1_avx2_buffers *bf, int 
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_conv1_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_conv1_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv1_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv1_avx2_conv1_forward(bt->x, params + 0, params + 108, bf.conv1_a,
                 bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv1_avx2_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -8153,7 +9201,7 @@ static double small_conv1_avx2_train_step(float *params, float *grads, void *ws,
         small_conv1_avx2_fc1_forward(bf.conv2_h, params + 334, params + 526, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv1_avx2_head(bf.fc1_h, params + 534, params + 590, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         small_conv1_avx2_out_backward_w(bf.out_d, bf.fc1_h, grads + 534, grads + 590, n);
         small_conv1_avx2_fc1_backward_w(bf.fc1_d, bf.conv2_h, grads + 334, grads + 526, n);
         small_conv1_avx2_fc1_backward_x(bf.fc1_d, params + 334, bf.wt, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
@@ -8179,12 +9227,14 @@ static int small_conv1_avx2_rows_finite(const small_conv1_avx2_buffers *bf, int 
 static double small_conv1_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv1_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv1_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv1_avx2_conv1_forward(bt->x, params + 0, params + 108, bf.conv1_a,
                 bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv1_avx2_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -8193,7 +9243,7 @@ static double small_conv1_avx2_train_step_adam(float *params, float *m, float *v
         small_conv1_avx2_fc1_forward(bf.conv2_h, params + 334, params + 526, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv1_avx2_head(bf.fc1_h, params + 534, params + 590, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         if (small_conv1_avx2_rows_finite(&bf, n)) {
             small_conv1_avx2_out_backward_w_adam(bf.out_d, bf.fc1_h, params + 534, params + 590, m + 534, v + 534, ac, n);
             small_conv1_avx2_fc1_backward_x(bf.fc1_d, params + 334, bf.wt, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
@@ -8214,12 +9264,14 @@ static double small_conv1_avx2_train_step_adam(float *params, float *m, float *v
 static double small_conv1_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv1_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv1_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv1_avx2_conv1_forward(bt->x, params + 0, params + 108, bf.conv1_a,
                 mc ? bf.conv1_mask : NULL, mc ? bf.conv1_h : NULL, n, bt->seed, bt->step);
         small_conv1_avx2_pool1_forward((mc ? bf.conv1_h : bf.conv1_a), NULL, bf.pool1_a, n);
@@ -8229,7 +9281,7 @@ static double small_conv1_avx2_eval(const float *params, void *ws, const dn_batc
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         small_conv1_avx2_out_forward((mc ? bf.fc1_h : bf.fc1_a), params + 534, params + 590, bf.out_a,
                 n);
-        small_conv1_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv1_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv1_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -8296,6 +9348,10 @@ static double small_conv1_avx2_eval(const float *params, void *ws, const dn_batc
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -8304,6 +9360,10 @@ static double small_conv1_avx2_eval(const float *params, void *ws, const dn_batc
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -8408,6 +9468,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -8572,7 +9666,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -8584,7 +9678,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -8791,7 +9885,7 @@ static void small_conv1_avx512_conv1_forward(const float *restrict x, const floa
 }
 
 /* Weight gradients: dw [4, 3, 3, 3] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 11, 11] (row stride 488). Each element sums rows in order. */
+ * d [n, 4, 11, 11] (row stride 488). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -8799,544 +9893,642 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[108] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                    }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
                     }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[27 + ci * 9 + 0] = res[1];
+                g[54 + ci * 9 + 0] = res[2];
+                g[81 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[27 + ci * 9 + 1] = res[5];
+                g[54 + ci * 9 + 1] = res[6];
+                g[81 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[27 + ci * 9 + 2] = res[9];
+                g[54 + ci * 9 + 2] = res[10];
+                g[81 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[27 + ci * 9 + 3] = res[13];
+                g[54 + ci * 9 + 3] = res[14];
+                g[81 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[27 + ci * 9 + 4] = res[17];
+                g[54 + ci * 9 + 4] = res[18];
+                g[81 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[27 + ci * 9 + 5] = res[21];
+                g[54 + ci * 9 + 5] = res[22];
+                g[81 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[27 + ci * 9 + 6] = res[25];
+                g[54 + ci * 9 + 6] = res[26];
+                g[81 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[27 + ci * 9 + 7] = res[29];
+                g[54 + ci * 9 + 7] = res[30];
+                g[81 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[27 + ci * 9 + 8] = res[33];
+                g[54 + ci * 9 + 8] = res[34];
+                g[81 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
@@ -9352,256 +10544,288 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                    }
+                    float part[9];
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
@@ -9620,544 +10844,642 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[108] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                    }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
                     }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[27 + ci * 9 + 0] = res[1];
+                g[54 + ci * 9 + 0] = res[2];
+                g[81 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[27 + ci * 9 + 1] = res[5];
+                g[54 + ci * 9 + 1] = res[6];
+                g[81 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[27 + ci * 9 + 2] = res[9];
+                g[54 + ci * 9 + 2] = res[10];
+                g[81 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[27 + ci * 9 + 3] = res[13];
+                g[54 + ci * 9 + 3] = res[14];
+                g[81 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[27 + ci * 9 + 4] = res[17];
+                g[54 + ci * 9 + 4] = res[18];
+                g[81 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[27 + ci * 9 + 5] = res[21];
+                g[54 + ci * 9 + 5] = res[22];
+                g[81 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[27 + ci * 9 + 6] = res[25];
+                g[54 + ci * 9 + 6] = res[26];
+                g[81 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[27 + ci * 9 + 7] = res[29];
+                g[54 + ci * 9 + 7] = res[30];
+                g[81 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[27 + ci * 9 + 8] = res[33];
+                g[54 + ci * 9 + 8] = res[34];
+                g[81 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 27; e++)
@@ -10177,256 +11499,288 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
-            float sb = 0.0f;
-            for (int i = 0; i < 121; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 121; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 1; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                        const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                        for (int oy = 0; oy < 1; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                        for (int oy = 1; oy < 10; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
-                    }
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                        for (int oy = 10; oy < 11; oy++) {
+                            const float *drow = dr + oy * 11;
+                            const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                            const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                            for (int ox = 1; ox < 9; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
+                            for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                    }
+                    float part[9];
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
-                    for (int oy = 10; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11;
-                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
-                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
                         }
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 27; e++)
@@ -10583,85 +11937,97 @@ static void small_conv1_avx512_conv2_forward(const float *restrict x, const floa
 }
 
 /* Weight gradients: dw [6, 4, 3, 3] = sum over rows of d (x) x, db [6] = sums of d.
- * d [n, 6, 2, 2] (row stride 24). Each element sums rows in order. */
+ * d [n, 6, 2, 2] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv1_avx512_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 6; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
-            float sb = 0.0f;
-            for (int i = 0; i < 4; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
+                float sb = 0.0f;
+                for (int i = 0; i < 4; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++) dw[(size_t)(c + 0) * 36 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -10675,79 +12041,91 @@ static void small_conv1_avx512_conv2_backward_w_adam(const float *restrict d, co
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 6; c++) {
         float g[36] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
-            float sb = 0.0f;
-            for (int i = 0; i < 4; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
-                    gc[8] += sum;
+        float res[37];
+        float w_pend[1 * (37)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[37] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 4;
+                float sb = 0.0f;
+                for (int i = 0; i < 4; i++) sb += dr[i];
+                part[36] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 9;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 0) * 5 + ox * 2 + 2];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 0];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 1];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 1) * 5 + ox * 2 + 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 0];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 1];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 2 + 2) * 5 + ox * 2 + 2];
+                        gc[8] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 37);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 37);
+        memcpy(g, res, sizeof(float) * 36);
+        gb = res[36];
         for (int e = 0; e < 36; e++)
             dn_adam1(w + (size_t)(c + 0) * 36 + e, mw + (size_t)(c + 0) * 36 + e, vw + (size_t)(c + 0) * 36 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -10972,7 +12350,7 @@ static void small_conv1_avx512_fc1_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [7, 24] = d^T x (in w's panels), db [7] = column sums of d.
  * d [n, 7] (row stride 8), x [n, 24] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv1_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -10982,49 +12360,69 @@ static void small_conv1_avx512_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -11039,41 +12437,61 @@ static void small_conv1_avx512_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -11096,10 +12514,19 @@ static void small_conv1_avx512_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -11111,43 +12538,52 @@ static void small_conv1_avx512_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -11162,10 +12598,19 @@ static void small_conv1_avx512_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -11177,35 +12622,44 @@ static void small_conv1_avx512_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -11561,7 +13015,7 @@ static void small_conv1_avx512_out_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [3, 7] = d^T x (in w's panels), db [3] = column sums of d.
  * d [n, 3] (row stride 8), x [n, 7] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv1_avx512_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -11571,45 +13025,65 @@ static void small_conv1_avx512_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -11624,42 +13098,62 @@ static void small_conv1_avx512_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -11667,15 +13161,24 @@ static void small_conv1_avx512_out_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -11699,10 +13202,19 @@ static void small_conv1_avx512_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -11714,39 +13226,48 @@ static void small_conv1_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-            }
             float z[7][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
+            float t_pend[1 * (56)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                }
+                float part[7][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -11766,10 +13287,19 @@ static void small_conv1_avx512_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
             }
         {
@@ -11782,35 +13312,44 @@ static void small_conv1_avx512_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -11825,15 +13364,24 @@ static void small_conv1_avx512_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                }
                 float z[1][8];
-                dn_store8(&z[0][0], c00);
+                float t_pend[1 * (8)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                    }
+                    float part[1][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -11855,7 +13403,7 @@ static void small_conv1_avx512_out_backward_w_adam(const float *restrict d, cons
 static void small_conv1_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
         const int q = e / 1, p = e % 1;
@@ -11868,7 +13416,7 @@ static void small_conv1_avx512_head(const float *restrict x, const float *restri
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 7 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -12123,8 +13671,8 @@ static void small_conv1_avx512_head(const float *restrict x, const float *restri
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
 static void small_conv1_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -12151,14 +13699,24 @@ static void small_conv1_avx512_loss(const float *restrict z, const int32_t *rest
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv1_avx512_sum_rows(const small_conv1_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -12169,12 +13727,14 @@ static double small_conv1_avx512_sum_rows(const small_conv1_avx512_buffers *bf, 
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_conv1_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_conv1_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv1_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv1_avx512_conv1_forward(bt->x, params + 0, params + 108, bf.conv1_a,
                 bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv1_avx512_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -12183,7 +13743,7 @@ static double small_conv1_avx512_train_step(float *params, float *grads, void *w
         small_conv1_avx512_fc1_forward(bf.conv2_h, params + 334, params + 526, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv1_avx512_head(bf.fc1_h, params + 534, params + 590, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         small_conv1_avx512_out_backward_w(bf.out_d, bf.fc1_h, grads + 534, grads + 590, n);
         small_conv1_avx512_fc1_backward_w(bf.fc1_d, bf.conv2_h, grads + 334, grads + 526, n);
         small_conv1_avx512_fc1_backward_x(bf.fc1_d, params + 334, bf.wt, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
@@ -12209,12 +13769,14 @@ static int small_conv1_avx512_rows_finite(const small_conv1_avx512_buffers *bf, 
 static double small_conv1_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv1_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv1_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv1_avx512_conv1_forward(bt->x, params + 0, params + 108, bf.conv1_a,
                 bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv1_avx512_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
@@ -12223,7 +13785,7 @@ static double small_conv1_avx512_train_step_adam(float *params, float *m, float 
         small_conv1_avx512_fc1_forward(bf.conv2_h, params + 334, params + 526, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv1_avx512_head(bf.fc1_h, params + 534, params + 590, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         if (small_conv1_avx512_rows_finite(&bf, n)) {
             small_conv1_avx512_out_backward_w_adam(bf.out_d, bf.fc1_h, params + 534, params + 590, m + 534, v + 534, ac, n);
             small_conv1_avx512_fc1_backward_x(bf.fc1_d, params + 334, bf.wt, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
@@ -12244,12 +13806,14 @@ static double small_conv1_avx512_train_step_adam(float *params, float *m, float 
 static double small_conv1_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv1_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv1_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv1_avx512_conv1_forward(bt->x, params + 0, params + 108, bf.conv1_a,
                 mc ? bf.conv1_mask : NULL, mc ? bf.conv1_h : NULL, n, bt->seed, bt->step);
         small_conv1_avx512_pool1_forward((mc ? bf.conv1_h : bf.conv1_a), NULL, bf.pool1_a, n);
@@ -12259,7 +13823,7 @@ static double small_conv1_avx512_eval(const float *params, void *ws, const dn_ba
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         small_conv1_avx512_out_forward((mc ? bf.fc1_h : bf.fc1_a), params + 534, params + 590, bf.out_a,
                 n);
-        small_conv1_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv1_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv1_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

@@ -40,6 +40,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -102,6 +116,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -173,7 +200,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -182,7 +209,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -243,6 +271,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -251,6 +283,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -355,6 +391,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -519,7 +589,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -531,7 +601,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -808,7 +878,7 @@ static void small_conv2_base_conv1_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [3, 2, 5, 5] = sum over rows of d (x) x, db [3] = sums of d.
- * d [n, 3, 10, 8] (row stride 240). Each element sums rows in order. */
+ * d [n, 3, 10, 8] (row stride 240). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv2_base_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -817,14 +887,1168 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
         const int c = 2 * t;
         if (c == 2) { /* the last filter alone */
             float g[50] = {0}, gb = 0.0f;
-            for (int r = 0; r < n; r++) {
-                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-                float sb = 0.0f;
-                for (int i = 0; i < 80; i++) sb += dr[i];
-                gb += sb;
+            { /* the bias gradient of filter c + 0 */
+                float sum;
+                float b_pend[1 * (1)];
+                const int b_depth = 1;
+                int b_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    float part = 0.0f;
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                        float sb = 0.0f;
+                        for (int i = 0; i < 80; i++) sb += dr[i];
+                        part += sb;
+                    }
+                    dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+                }
+                dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+                gb = sum;
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_0_0 = {0};
+                        float tail0_0[1] = {0};
+                        dn_v8 acc0_0_1 = {0};
+                        float tail0_1[1] = {0};
+                        dn_v8 acc0_0_2 = {0};
+                        float tail0_2[1] = {0};
+                        dn_v8 acc0_0_3 = {0};
+                        float tail0_3[1] = {0};
+                        dn_v8 acc0_0_4 = {0};
+                        float tail0_4[1] = {0};
+                        dn_v8 acc0_1_0 = {0};
+                        float tail1_0[1] = {0};
+                        dn_v8 acc0_1_1 = {0};
+                        float tail1_1[1] = {0};
+                        dn_v8 acc0_1_2 = {0};
+                        float tail1_2[1] = {0};
+                        dn_v8 acc0_1_3 = {0};
+                        float tail1_3[1] = {0};
+                        dn_v8 acc0_1_4 = {0};
+                        float tail1_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 1; oy < 2; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                            for (int oy = 2; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                        acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail0_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail0_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail0_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail0_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail0_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail1_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail1_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail1_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail1_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail1_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 0] = res[0];
+                    g[0 + ci * 25 + 1] = res[1];
+                    g[0 + ci * 25 + 2] = res[2];
+                    g[0 + ci * 25 + 3] = res[3];
+                    g[0 + ci * 25 + 4] = res[4];
+                    g[0 + ci * 25 + 5] = res[5];
+                    g[0 + ci * 25 + 6] = res[6];
+                    g[0 + ci * 25 + 7] = res[7];
+                    g[0 + ci * 25 + 8] = res[8];
+                    g[0 + ci * 25 + 9] = res[9];
+                }
+                { /* kernel rows 2 to 3 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_2_0 = {0};
+                        float tail2_0[1] = {0};
+                        dn_v8 acc0_2_1 = {0};
+                        float tail2_1[1] = {0};
+                        dn_v8 acc0_2_2 = {0};
+                        float tail2_2[1] = {0};
+                        dn_v8 acc0_2_3 = {0};
+                        float tail2_3[1] = {0};
+                        dn_v8 acc0_2_4 = {0};
+                        float tail2_4[1] = {0};
+                        dn_v8 acc0_3_0 = {0};
+                        float tail3_0[1] = {0};
+                        dn_v8 acc0_3_1 = {0};
+                        float tail3_1[1] = {0};
+                        dn_v8 acc0_3_2 = {0};
+                        float tail3_2[1] = {0};
+                        dn_v8 acc0_3_3 = {0};
+                        float tail3_3[1] = {0};
+                        dn_v8 acc0_3_4 = {0};
+                        float tail3_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 9; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                        acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            }
+                            for (int oy = 9; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail2_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail2_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail2_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail2_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail2_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail3_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail3_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail3_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail3_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail3_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 10] = res[0];
+                    g[0 + ci * 25 + 11] = res[1];
+                    g[0 + ci * 25 + 12] = res[2];
+                    g[0 + ci * 25 + 13] = res[3];
+                    g[0 + ci * 25 + 14] = res[4];
+                    g[0 + ci * 25 + 15] = res[5];
+                    g[0 + ci * 25 + 16] = res[6];
+                    g[0 + ci * 25 + 17] = res[7];
+                    g[0 + ci * 25 + 18] = res[8];
+                    g[0 + ci * 25 + 19] = res[9];
+                }
+                { /* kernel rows 4 to 4 */
+                    float res[5];
+                    float w_pend[1 * (5)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_4_0 = {0};
+                        float tail4_0[1] = {0};
+                        dn_v8 acc0_4_1 = {0};
+                        float tail4_1[1] = {0};
+                        dn_v8 acc0_4_2 = {0};
+                        float tail4_2[1] = {0};
+                        dn_v8 acc0_4_3 = {0};
+                        float tail4_3[1] = {0};
+                        dn_v8 acc0_4_4 = {0};
+                        float tail4_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 8; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                        acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            }
+                        }
+                        float part[5];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail4_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail4_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail4_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail4_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail4_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 5);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                    g[0 + ci * 25 + 20] = res[0];
+                    g[0 + ci * 25 + 21] = res[1];
+                    g[0 + ci * 25 + 22] = res[2];
+                    g[0 + ci * 25 + 23] = res[3];
+                    g[0 + ci * 25 + 24] = res[4];
+                }
+            }
+            for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+            db[c + 0] = gb;
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0};
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
+        }
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    float tail0_0[2] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    float tail0_1[2] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    float tail0_2[2] = {0};
+                    dn_v16 acc0_0_3 = {0};
+                    float tail0_3[2] = {0};
+                    dn_v16 acc0_0_4 = {0};
+                    float tail0_4[2] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    float tail1_0[2] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    float tail1_1[2] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    float tail1_2[2] = {0};
+                    dn_v16 acc0_1_3 = {0};
+                    float tail1_3[2] = {0};
+                    dn_v16 acc0_1_4 = {0};
+                    float tail1_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 0] = res[0];
+                g[50 + ci * 25 + 0] = res[1];
+                g[0 + ci * 25 + 1] = res[2];
+                g[50 + ci * 25 + 1] = res[3];
+                g[0 + ci * 25 + 2] = res[4];
+                g[50 + ci * 25 + 2] = res[5];
+                g[0 + ci * 25 + 3] = res[6];
+                g[50 + ci * 25 + 3] = res[7];
+                g[0 + ci * 25 + 4] = res[8];
+                g[50 + ci * 25 + 4] = res[9];
+                g[0 + ci * 25 + 5] = res[10];
+                g[50 + ci * 25 + 5] = res[11];
+                g[0 + ci * 25 + 6] = res[12];
+                g[50 + ci * 25 + 6] = res[13];
+                g[0 + ci * 25 + 7] = res[14];
+                g[50 + ci * 25 + 7] = res[15];
+                g[0 + ci * 25 + 8] = res[16];
+                g[50 + ci * 25 + 8] = res[17];
+                g[0 + ci * 25 + 9] = res[18];
+                g[50 + ci * 25 + 9] = res[19];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_2_0 = {0};
+                    float tail2_0[2] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    float tail2_1[2] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    float tail2_2[2] = {0};
+                    dn_v16 acc0_2_3 = {0};
+                    float tail2_3[2] = {0};
+                    dn_v16 acc0_2_4 = {0};
+                    float tail2_4[2] = {0};
+                    dn_v16 acc0_3_0 = {0};
+                    float tail3_0[2] = {0};
+                    dn_v16 acc0_3_1 = {0};
+                    float tail3_1[2] = {0};
+                    dn_v16 acc0_3_2 = {0};
+                    float tail3_2[2] = {0};
+                    dn_v16 acc0_3_3 = {0};
+                    float tail3_3[2] = {0};
+                    dn_v16 acc0_3_4 = {0};
+                    float tail3_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail2_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail2_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail3_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail3_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail3_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail3_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail3_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail3_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail3_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail3_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail3_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail3_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 10] = res[0];
+                g[50 + ci * 25 + 10] = res[1];
+                g[0 + ci * 25 + 11] = res[2];
+                g[50 + ci * 25 + 11] = res[3];
+                g[0 + ci * 25 + 12] = res[4];
+                g[50 + ci * 25 + 12] = res[5];
+                g[0 + ci * 25 + 13] = res[6];
+                g[50 + ci * 25 + 13] = res[7];
+                g[0 + ci * 25 + 14] = res[8];
+                g[50 + ci * 25 + 14] = res[9];
+                g[0 + ci * 25 + 15] = res[10];
+                g[50 + ci * 25 + 15] = res[11];
+                g[0 + ci * 25 + 16] = res[12];
+                g[50 + ci * 25 + 16] = res[13];
+                g[0 + ci * 25 + 17] = res[14];
+                g[50 + ci * 25 + 17] = res[15];
+                g[0 + ci * 25 + 18] = res[16];
+                g[50 + ci * 25 + 18] = res[17];
+                g[0 + ci * 25 + 19] = res[18];
+                g[50 + ci * 25 + 19] = res[19];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_4_0 = {0};
+                    float tail4_0[2] = {0};
+                    dn_v16 acc0_4_1 = {0};
+                    float tail4_1[2] = {0};
+                    dn_v16 acc0_4_2 = {0};
+                    float tail4_2[2] = {0};
+                    dn_v16 acc0_4_3 = {0};
+                    float tail4_3[2] = {0};
+                    dn_v16 acc0_4_4 = {0};
+                    float tail4_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    float part[10];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail4_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail4_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail4_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail4_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail4_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail4_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail4_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail4_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail4_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail4_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 20] = res[0];
+                g[50 + ci * 25 + 20] = res[1];
+                g[0 + ci * 25 + 21] = res[2];
+                g[50 + ci * 25 + 21] = res[3];
+                g[0 + ci * 25 + 22] = res[4];
+                g[50 + ci * 25 + 22] = res[5];
+                g[0 + ci * 25 + 23] = res[6];
+                g[50 + ci * 25 + 23] = res[7];
+                g[0 + ci * 25 + 24] = res[8];
+                g[50 + ci * 25 + 24] = res[9];
+            }
+        }
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 1) * 50 + e] = g[50 + e];
+        db[c + 1] = gb[1];
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 3; c++) {
+        float g[50] = {0}, gb = 0.0f;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_0_0 = {0};
                     float tail0_0[1] = {0};
                     dn_v8 acc0_0_1 = {0};
@@ -845,7 +2069,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                     float tail1_3[1] = {0};
                     dn_v8 acc0_1_4 = {0};
                     float tail1_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 1; oy < 2; oy++) {
@@ -888,13 +2112,14 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                             for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                            part[0] = sum + tail0_0[0];
                         }
                     }
                     {
@@ -903,7 +2128,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                            part[1] = sum + tail0_1[0];
                         }
                     }
                     {
@@ -912,7 +2137,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                            part[2] = sum + tail0_2[0];
                         }
                     }
                     {
@@ -921,7 +2146,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                            part[3] = sum + tail0_3[0];
                         }
                     }
                     {
@@ -930,7 +2155,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                            part[4] = sum + tail0_4[0];
                         }
                     }
                     {
@@ -939,7 +2164,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                            part[5] = sum + tail1_0[0];
                         }
                     }
                     {
@@ -948,7 +2173,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                            part[6] = sum + tail1_1[0];
                         }
                     }
                     {
@@ -957,7 +2182,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                            part[7] = sum + tail1_2[0];
                         }
                     }
                     {
@@ -966,7 +2191,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                            part[8] = sum + tail1_3[0];
                         }
                     }
                     {
@@ -975,11 +2200,30 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                            part[9] = sum + tail1_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 2 to 3 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 0] = res[0];
+                g[0 + ci * 25 + 1] = res[1];
+                g[0 + ci * 25 + 2] = res[2];
+                g[0 + ci * 25 + 3] = res[3];
+                g[0 + ci * 25 + 4] = res[4];
+                g[0 + ci * 25 + 5] = res[5];
+                g[0 + ci * 25 + 6] = res[6];
+                g[0 + ci * 25 + 7] = res[7];
+                g[0 + ci * 25 + 8] = res[8];
+                g[0 + ci * 25 + 9] = res[9];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_2_0 = {0};
                     float tail2_0[1] = {0};
                     dn_v8 acc0_2_1 = {0};
@@ -1000,7 +2244,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                     float tail3_3[1] = {0};
                     dn_v8 acc0_3_4 = {0};
                     float tail3_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 9; oy++) {
@@ -1043,13 +2287,14 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                             for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                            part[0] = sum + tail2_0[0];
                         }
                     }
                     {
@@ -1058,7 +2303,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                            part[1] = sum + tail2_1[0];
                         }
                     }
                     {
@@ -1067,7 +2312,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                            part[2] = sum + tail2_2[0];
                         }
                     }
                     {
@@ -1076,7 +2321,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                            part[3] = sum + tail2_3[0];
                         }
                     }
                     {
@@ -1085,7 +2330,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                            part[4] = sum + tail2_4[0];
                         }
                     }
                     {
@@ -1094,7 +2339,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                            part[5] = sum + tail3_0[0];
                         }
                     }
                     {
@@ -1103,7 +2348,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                            part[6] = sum + tail3_1[0];
                         }
                     }
                     {
@@ -1112,7 +2357,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                            part[7] = sum + tail3_2[0];
                         }
                     }
                     {
@@ -1121,7 +2366,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                            part[8] = sum + tail3_3[0];
                         }
                     }
                     {
@@ -1130,11 +2375,30 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                            part[9] = sum + tail3_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 4 to 4 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 10] = res[0];
+                g[0 + ci * 25 + 11] = res[1];
+                g[0 + ci * 25 + 12] = res[2];
+                g[0 + ci * 25 + 13] = res[3];
+                g[0 + ci * 25 + 14] = res[4];
+                g[0 + ci * 25 + 15] = res[5];
+                g[0 + ci * 25 + 16] = res[6];
+                g[0 + ci * 25 + 17] = res[7];
+                g[0 + ci * 25 + 18] = res[8];
+                g[0 + ci * 25 + 19] = res[9];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[5];
+                float w_pend[1 * (5)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_4_0 = {0};
                     float tail4_0[1] = {0};
                     dn_v8 acc0_4_1 = {0};
@@ -1145,7 +2409,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                     float tail4_3[1] = {0};
                     dn_v8 acc0_4_4 = {0};
                     float tail4_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 8; oy++) {
@@ -1164,13 +2428,14 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                             for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
+                    float part[5];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                            part[0] = sum + tail4_0[0];
                         }
                     }
                     {
@@ -1179,7 +2444,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                            part[1] = sum + tail4_1[0];
                         }
                     }
                     {
@@ -1188,7 +2453,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                            part[2] = sum + tail4_2[0];
                         }
                     }
                     {
@@ -1197,7 +2462,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                            part[3] = sum + tail4_3[0];
                         }
                     }
                     {
@@ -1206,970 +2471,17 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                            part[4] = sum + tail4_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 5);
                 }
-            }
-            for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
-            db[c + 0] = gb;
-            continue;
-        }
-        float g[100] = {0}, gb[2] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
-        }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0_0 = {0};
-                float tail0_0[2] = {0};
-                dn_v16 acc0_0_1 = {0};
-                float tail0_1[2] = {0};
-                dn_v16 acc0_0_2 = {0};
-                float tail0_2[2] = {0};
-                dn_v16 acc0_0_3 = {0};
-                float tail0_3[2] = {0};
-                dn_v16 acc0_0_4 = {0};
-                float tail0_4[2] = {0};
-                dn_v16 acc0_1_0 = {0};
-                float tail1_0[2] = {0};
-                dn_v16 acc0_1_1 = {0};
-                float tail1_1[2] = {0};
-                dn_v16 acc0_1_2 = {0};
-                float tail1_2[2] = {0};
-                dn_v16 acc0_1_3 = {0};
-                float tail1_3[2] = {0};
-                dn_v16 acc0_1_4 = {0};
-                float tail1_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v16 acc0_2_0 = {0};
-                float tail2_0[2] = {0};
-                dn_v16 acc0_2_1 = {0};
-                float tail2_1[2] = {0};
-                dn_v16 acc0_2_2 = {0};
-                float tail2_2[2] = {0};
-                dn_v16 acc0_2_3 = {0};
-                float tail2_3[2] = {0};
-                dn_v16 acc0_2_4 = {0};
-                float tail2_4[2] = {0};
-                dn_v16 acc0_3_0 = {0};
-                float tail3_0[2] = {0};
-                dn_v16 acc0_3_1 = {0};
-                float tail3_1[2] = {0};
-                dn_v16 acc0_3_2 = {0};
-                float tail3_2[2] = {0};
-                dn_v16 acc0_3_3 = {0};
-                float tail3_3[2] = {0};
-                dn_v16 acc0_3_4 = {0};
-                float tail3_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v16 acc0_4_0 = {0};
-                float tail4_0[2] = {0};
-                dn_v16 acc0_4_1 = {0};
-                float tail4_1[2] = {0};
-                dn_v16 acc0_4_2 = {0};
-                float tail4_2[2] = {0};
-                dn_v16 acc0_4_3 = {0};
-                float tail4_3[2] = {0};
-                dn_v16 acc0_4_4 = {0};
-                float tail4_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
-                    }
-                }
-            }
-        }
-        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
-        db[c + 0] = gb[0];
-        for (int e = 0; e < 50; e++) dw[(size_t)(c + 1) * 50 + e] = g[50 + e];
-        db[c + 1] = gb[1];
-    }
-#else
-    DN_OMP(omp for schedule(static) nowait)
-    for (int c = 0; c < 3; c++) {
-        float g[50] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_0_3 = {0};
-                float tail0_3[1] = {0};
-                dn_v8 acc0_0_4 = {0};
-                float tail0_4[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_1_3 = {0};
-                float tail1_3[1] = {0};
-                dn_v8 acc0_1_4 = {0};
-                float tail1_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                dn_v8 acc0_2_3 = {0};
-                float tail2_3[1] = {0};
-                dn_v8 acc0_2_4 = {0};
-                float tail2_4[1] = {0};
-                dn_v8 acc0_3_0 = {0};
-                float tail3_0[1] = {0};
-                dn_v8 acc0_3_1 = {0};
-                float tail3_1[1] = {0};
-                dn_v8 acc0_3_2 = {0};
-                float tail3_2[1] = {0};
-                dn_v8 acc0_3_3 = {0};
-                float tail3_3[1] = {0};
-                dn_v8 acc0_3_4 = {0};
-                float tail3_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v8 acc0_4_0 = {0};
-                float tail4_0[1] = {0};
-                dn_v8 acc0_4_1 = {0};
-                float tail4_1[1] = {0};
-                dn_v8 acc0_4_2 = {0};
-                float tail4_2[1] = {0};
-                dn_v8 acc0_4_3 = {0};
-                float tail4_3[1] = {0};
-                dn_v8 acc0_4_4 = {0};
-                float tail4_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                g[0 + ci * 25 + 20] = res[0];
+                g[0 + ci * 25 + 21] = res[1];
+                g[0 + ci * 25 + 22] = res[2];
+                g[0 + ci * 25 + 23] = res[3];
+                g[0 + ci * 25 + 24] = res[4];
             }
         }
         for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
@@ -2189,14 +2501,1171 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
         const int c = 2 * t;
         if (c == 2) { /* the last filter alone */
             float g[50] = {0}, gb = 0.0f;
-            for (int r = 0; r < n; r++) {
-                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-                float sb = 0.0f;
-                for (int i = 0; i < 80; i++) sb += dr[i];
-                gb += sb;
+            { /* the bias gradient of filter c + 0 */
+                float sum;
+                float b_pend[1 * (1)];
+                const int b_depth = 1;
+                int b_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    float part = 0.0f;
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                        float sb = 0.0f;
+                        for (int i = 0; i < 80; i++) sb += dr[i];
+                        part += sb;
+                    }
+                    dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+                }
+                dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+                gb = sum;
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_0_0 = {0};
+                        float tail0_0[1] = {0};
+                        dn_v8 acc0_0_1 = {0};
+                        float tail0_1[1] = {0};
+                        dn_v8 acc0_0_2 = {0};
+                        float tail0_2[1] = {0};
+                        dn_v8 acc0_0_3 = {0};
+                        float tail0_3[1] = {0};
+                        dn_v8 acc0_0_4 = {0};
+                        float tail0_4[1] = {0};
+                        dn_v8 acc0_1_0 = {0};
+                        float tail1_0[1] = {0};
+                        dn_v8 acc0_1_1 = {0};
+                        float tail1_1[1] = {0};
+                        dn_v8 acc0_1_2 = {0};
+                        float tail1_2[1] = {0};
+                        dn_v8 acc0_1_3 = {0};
+                        float tail1_3[1] = {0};
+                        dn_v8 acc0_1_4 = {0};
+                        float tail1_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 1; oy < 2; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                            for (int oy = 2; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                        acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail0_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail0_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail0_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail0_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail0_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail1_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail1_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail1_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail1_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail1_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 0] = res[0];
+                    g[0 + ci * 25 + 1] = res[1];
+                    g[0 + ci * 25 + 2] = res[2];
+                    g[0 + ci * 25 + 3] = res[3];
+                    g[0 + ci * 25 + 4] = res[4];
+                    g[0 + ci * 25 + 5] = res[5];
+                    g[0 + ci * 25 + 6] = res[6];
+                    g[0 + ci * 25 + 7] = res[7];
+                    g[0 + ci * 25 + 8] = res[8];
+                    g[0 + ci * 25 + 9] = res[9];
+                }
+                { /* kernel rows 2 to 3 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_2_0 = {0};
+                        float tail2_0[1] = {0};
+                        dn_v8 acc0_2_1 = {0};
+                        float tail2_1[1] = {0};
+                        dn_v8 acc0_2_2 = {0};
+                        float tail2_2[1] = {0};
+                        dn_v8 acc0_2_3 = {0};
+                        float tail2_3[1] = {0};
+                        dn_v8 acc0_2_4 = {0};
+                        float tail2_4[1] = {0};
+                        dn_v8 acc0_3_0 = {0};
+                        float tail3_0[1] = {0};
+                        dn_v8 acc0_3_1 = {0};
+                        float tail3_1[1] = {0};
+                        dn_v8 acc0_3_2 = {0};
+                        float tail3_2[1] = {0};
+                        dn_v8 acc0_3_3 = {0};
+                        float tail3_3[1] = {0};
+                        dn_v8 acc0_3_4 = {0};
+                        float tail3_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 9; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                        acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            }
+                            for (int oy = 9; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail2_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail2_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail2_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail2_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail2_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail3_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail3_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail3_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail3_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail3_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 10] = res[0];
+                    g[0 + ci * 25 + 11] = res[1];
+                    g[0 + ci * 25 + 12] = res[2];
+                    g[0 + ci * 25 + 13] = res[3];
+                    g[0 + ci * 25 + 14] = res[4];
+                    g[0 + ci * 25 + 15] = res[5];
+                    g[0 + ci * 25 + 16] = res[6];
+                    g[0 + ci * 25 + 17] = res[7];
+                    g[0 + ci * 25 + 18] = res[8];
+                    g[0 + ci * 25 + 19] = res[9];
+                }
+                { /* kernel rows 4 to 4 */
+                    float res[5];
+                    float w_pend[1 * (5)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_4_0 = {0};
+                        float tail4_0[1] = {0};
+                        dn_v8 acc0_4_1 = {0};
+                        float tail4_1[1] = {0};
+                        dn_v8 acc0_4_2 = {0};
+                        float tail4_2[1] = {0};
+                        dn_v8 acc0_4_3 = {0};
+                        float tail4_3[1] = {0};
+                        dn_v8 acc0_4_4 = {0};
+                        float tail4_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 8; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                        acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            }
+                        }
+                        float part[5];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail4_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail4_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail4_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail4_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail4_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 5);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                    g[0 + ci * 25 + 20] = res[0];
+                    g[0 + ci * 25 + 21] = res[1];
+                    g[0 + ci * 25 + 22] = res[2];
+                    g[0 + ci * 25 + 23] = res[3];
+                    g[0 + ci * 25 + 24] = res[4];
+                }
+            }
+            for (int e = 0; e < 50; e++)
+                dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+            dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0};
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
+        }
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    float tail0_0[2] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    float tail0_1[2] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    float tail0_2[2] = {0};
+                    dn_v16 acc0_0_3 = {0};
+                    float tail0_3[2] = {0};
+                    dn_v16 acc0_0_4 = {0};
+                    float tail0_4[2] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    float tail1_0[2] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    float tail1_1[2] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    float tail1_2[2] = {0};
+                    dn_v16 acc0_1_3 = {0};
+                    float tail1_3[2] = {0};
+                    dn_v16 acc0_1_4 = {0};
+                    float tail1_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 0] = res[0];
+                g[50 + ci * 25 + 0] = res[1];
+                g[0 + ci * 25 + 1] = res[2];
+                g[50 + ci * 25 + 1] = res[3];
+                g[0 + ci * 25 + 2] = res[4];
+                g[50 + ci * 25 + 2] = res[5];
+                g[0 + ci * 25 + 3] = res[6];
+                g[50 + ci * 25 + 3] = res[7];
+                g[0 + ci * 25 + 4] = res[8];
+                g[50 + ci * 25 + 4] = res[9];
+                g[0 + ci * 25 + 5] = res[10];
+                g[50 + ci * 25 + 5] = res[11];
+                g[0 + ci * 25 + 6] = res[12];
+                g[50 + ci * 25 + 6] = res[13];
+                g[0 + ci * 25 + 7] = res[14];
+                g[50 + ci * 25 + 7] = res[15];
+                g[0 + ci * 25 + 8] = res[16];
+                g[50 + ci * 25 + 8] = res[17];
+                g[0 + ci * 25 + 9] = res[18];
+                g[50 + ci * 25 + 9] = res[19];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_2_0 = {0};
+                    float tail2_0[2] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    float tail2_1[2] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    float tail2_2[2] = {0};
+                    dn_v16 acc0_2_3 = {0};
+                    float tail2_3[2] = {0};
+                    dn_v16 acc0_2_4 = {0};
+                    float tail2_4[2] = {0};
+                    dn_v16 acc0_3_0 = {0};
+                    float tail3_0[2] = {0};
+                    dn_v16 acc0_3_1 = {0};
+                    float tail3_1[2] = {0};
+                    dn_v16 acc0_3_2 = {0};
+                    float tail3_2[2] = {0};
+                    dn_v16 acc0_3_3 = {0};
+                    float tail3_3[2] = {0};
+                    dn_v16 acc0_3_4 = {0};
+                    float tail3_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail2_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail2_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail3_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail3_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail3_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail3_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail3_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail3_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail3_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail3_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail3_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail3_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 10] = res[0];
+                g[50 + ci * 25 + 10] = res[1];
+                g[0 + ci * 25 + 11] = res[2];
+                g[50 + ci * 25 + 11] = res[3];
+                g[0 + ci * 25 + 12] = res[4];
+                g[50 + ci * 25 + 12] = res[5];
+                g[0 + ci * 25 + 13] = res[6];
+                g[50 + ci * 25 + 13] = res[7];
+                g[0 + ci * 25 + 14] = res[8];
+                g[50 + ci * 25 + 14] = res[9];
+                g[0 + ci * 25 + 15] = res[10];
+                g[50 + ci * 25 + 15] = res[11];
+                g[0 + ci * 25 + 16] = res[12];
+                g[50 + ci * 25 + 16] = res[13];
+                g[0 + ci * 25 + 17] = res[14];
+                g[50 + ci * 25 + 17] = res[15];
+                g[0 + ci * 25 + 18] = res[16];
+                g[50 + ci * 25 + 18] = res[17];
+                g[0 + ci * 25 + 19] = res[18];
+                g[50 + ci * 25 + 19] = res[19];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_4_0 = {0};
+                    float tail4_0[2] = {0};
+                    dn_v16 acc0_4_1 = {0};
+                    float tail4_1[2] = {0};
+                    dn_v16 acc0_4_2 = {0};
+                    float tail4_2[2] = {0};
+                    dn_v16 acc0_4_3 = {0};
+                    float tail4_3[2] = {0};
+                    dn_v16 acc0_4_4 = {0};
+                    float tail4_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    float part[10];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail4_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail4_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail4_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail4_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail4_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail4_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail4_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail4_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail4_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail4_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 20] = res[0];
+                g[50 + ci * 25 + 20] = res[1];
+                g[0 + ci * 25 + 21] = res[2];
+                g[50 + ci * 25 + 21] = res[3];
+                g[0 + ci * 25 + 22] = res[4];
+                g[50 + ci * 25 + 22] = res[5];
+                g[0 + ci * 25 + 23] = res[6];
+                g[50 + ci * 25 + 23] = res[7];
+                g[0 + ci * 25 + 24] = res[8];
+                g[50 + ci * 25 + 24] = res[9];
+            }
+        }
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 1) * 50 + e, mw + (size_t)(c + 1) * 50 + e, vw + (size_t)(c + 1) * 50 + e, g[50 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 3; c++) {
+        float g[50] = {0}, gb = 0.0f;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_0_0 = {0};
                     float tail0_0[1] = {0};
                     dn_v8 acc0_0_1 = {0};
@@ -2217,7 +3686,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                     float tail1_3[1] = {0};
                     dn_v8 acc0_1_4 = {0};
                     float tail1_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 1; oy < 2; oy++) {
@@ -2260,13 +3729,14 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                             for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                            part[0] = sum + tail0_0[0];
                         }
                     }
                     {
@@ -2275,7 +3745,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                            part[1] = sum + tail0_1[0];
                         }
                     }
                     {
@@ -2284,7 +3754,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                            part[2] = sum + tail0_2[0];
                         }
                     }
                     {
@@ -2293,7 +3763,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                            part[3] = sum + tail0_3[0];
                         }
                     }
                     {
@@ -2302,7 +3772,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                            part[4] = sum + tail0_4[0];
                         }
                     }
                     {
@@ -2311,7 +3781,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                            part[5] = sum + tail1_0[0];
                         }
                     }
                     {
@@ -2320,7 +3790,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                            part[6] = sum + tail1_1[0];
                         }
                     }
                     {
@@ -2329,7 +3799,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                            part[7] = sum + tail1_2[0];
                         }
                     }
                     {
@@ -2338,7 +3808,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                            part[8] = sum + tail1_3[0];
                         }
                     }
                     {
@@ -2347,11 +3817,30 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                            part[9] = sum + tail1_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 2 to 3 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 0] = res[0];
+                g[0 + ci * 25 + 1] = res[1];
+                g[0 + ci * 25 + 2] = res[2];
+                g[0 + ci * 25 + 3] = res[3];
+                g[0 + ci * 25 + 4] = res[4];
+                g[0 + ci * 25 + 5] = res[5];
+                g[0 + ci * 25 + 6] = res[6];
+                g[0 + ci * 25 + 7] = res[7];
+                g[0 + ci * 25 + 8] = res[8];
+                g[0 + ci * 25 + 9] = res[9];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_2_0 = {0};
                     float tail2_0[1] = {0};
                     dn_v8 acc0_2_1 = {0};
@@ -2372,7 +3861,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                     float tail3_3[1] = {0};
                     dn_v8 acc0_3_4 = {0};
                     float tail3_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 9; oy++) {
@@ -2415,13 +3904,14 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                             for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                            part[0] = sum + tail2_0[0];
                         }
                     }
                     {
@@ -2430,7 +3920,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                            part[1] = sum + tail2_1[0];
                         }
                     }
                     {
@@ -2439,7 +3929,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                            part[2] = sum + tail2_2[0];
                         }
                     }
                     {
@@ -2448,7 +3938,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                            part[3] = sum + tail2_3[0];
                         }
                     }
                     {
@@ -2457,7 +3947,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                            part[4] = sum + tail2_4[0];
                         }
                     }
                     {
@@ -2466,7 +3956,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                            part[5] = sum + tail3_0[0];
                         }
                     }
                     {
@@ -2475,7 +3965,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                            part[6] = sum + tail3_1[0];
                         }
                     }
                     {
@@ -2484,7 +3974,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                            part[7] = sum + tail3_2[0];
                         }
                     }
                     {
@@ -2493,7 +3983,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                            part[8] = sum + tail3_3[0];
                         }
                     }
                     {
@@ -2502,11 +3992,30 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                            part[9] = sum + tail3_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 4 to 4 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 10] = res[0];
+                g[0 + ci * 25 + 11] = res[1];
+                g[0 + ci * 25 + 12] = res[2];
+                g[0 + ci * 25 + 13] = res[3];
+                g[0 + ci * 25 + 14] = res[4];
+                g[0 + ci * 25 + 15] = res[5];
+                g[0 + ci * 25 + 16] = res[6];
+                g[0 + ci * 25 + 17] = res[7];
+                g[0 + ci * 25 + 18] = res[8];
+                g[0 + ci * 25 + 19] = res[9];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[5];
+                float w_pend[1 * (5)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_4_0 = {0};
                     float tail4_0[1] = {0};
                     dn_v8 acc0_4_1 = {0};
@@ -2517,7 +4026,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                     float tail4_3[1] = {0};
                     dn_v8 acc0_4_4 = {0};
                     float tail4_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 8; oy++) {
@@ -2536,13 +4045,14 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                             for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
+                    float part[5];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                            part[0] = sum + tail4_0[0];
                         }
                     }
                     {
@@ -2551,7 +4061,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                            part[1] = sum + tail4_1[0];
                         }
                     }
                     {
@@ -2560,7 +4070,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                            part[2] = sum + tail4_2[0];
                         }
                     }
                     {
@@ -2569,7 +4079,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                            part[3] = sum + tail4_3[0];
                         }
                     }
                     {
@@ -2578,973 +4088,17 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                            part[4] = sum + tail4_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 5);
                 }
-            }
-            for (int e = 0; e < 50; e++)
-                dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
-            dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
-            continue;
-        }
-        float g[100] = {0}, gb[2] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
-        }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0_0 = {0};
-                float tail0_0[2] = {0};
-                dn_v16 acc0_0_1 = {0};
-                float tail0_1[2] = {0};
-                dn_v16 acc0_0_2 = {0};
-                float tail0_2[2] = {0};
-                dn_v16 acc0_0_3 = {0};
-                float tail0_3[2] = {0};
-                dn_v16 acc0_0_4 = {0};
-                float tail0_4[2] = {0};
-                dn_v16 acc0_1_0 = {0};
-                float tail1_0[2] = {0};
-                dn_v16 acc0_1_1 = {0};
-                float tail1_1[2] = {0};
-                dn_v16 acc0_1_2 = {0};
-                float tail1_2[2] = {0};
-                dn_v16 acc0_1_3 = {0};
-                float tail1_3[2] = {0};
-                dn_v16 acc0_1_4 = {0};
-                float tail1_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v16 acc0_2_0 = {0};
-                float tail2_0[2] = {0};
-                dn_v16 acc0_2_1 = {0};
-                float tail2_1[2] = {0};
-                dn_v16 acc0_2_2 = {0};
-                float tail2_2[2] = {0};
-                dn_v16 acc0_2_3 = {0};
-                float tail2_3[2] = {0};
-                dn_v16 acc0_2_4 = {0};
-                float tail2_4[2] = {0};
-                dn_v16 acc0_3_0 = {0};
-                float tail3_0[2] = {0};
-                dn_v16 acc0_3_1 = {0};
-                float tail3_1[2] = {0};
-                dn_v16 acc0_3_2 = {0};
-                float tail3_2[2] = {0};
-                dn_v16 acc0_3_3 = {0};
-                float tail3_3[2] = {0};
-                dn_v16 acc0_3_4 = {0};
-                float tail3_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v16 acc0_4_0 = {0};
-                float tail4_0[2] = {0};
-                dn_v16 acc0_4_1 = {0};
-                float tail4_1[2] = {0};
-                dn_v16 acc0_4_2 = {0};
-                float tail4_2[2] = {0};
-                dn_v16 acc0_4_3 = {0};
-                float tail4_3[2] = {0};
-                dn_v16 acc0_4_4 = {0};
-                float tail4_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
-                    }
-                }
-            }
-        }
-        for (int e = 0; e < 50; e++)
-            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
-        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
-        for (int e = 0; e < 50; e++)
-            dn_adam1(w + (size_t)(c + 1) * 50 + e, mw + (size_t)(c + 1) * 50 + e, vw + (size_t)(c + 1) * 50 + e, g[50 + e], ac);
-        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
-    }
-#else
-    DN_OMP(omp for schedule(static) nowait)
-    for (int c = 0; c < 3; c++) {
-        float g[50] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_0_3 = {0};
-                float tail0_3[1] = {0};
-                dn_v8 acc0_0_4 = {0};
-                float tail0_4[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_1_3 = {0};
-                float tail1_3[1] = {0};
-                dn_v8 acc0_1_4 = {0};
-                float tail1_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                dn_v8 acc0_2_3 = {0};
-                float tail2_3[1] = {0};
-                dn_v8 acc0_2_4 = {0};
-                float tail2_4[1] = {0};
-                dn_v8 acc0_3_0 = {0};
-                float tail3_0[1] = {0};
-                dn_v8 acc0_3_1 = {0};
-                float tail3_1[1] = {0};
-                dn_v8 acc0_3_2 = {0};
-                float tail3_2[1] = {0};
-                dn_v8 acc0_3_3 = {0};
-                float tail3_3[1] = {0};
-                dn_v8 acc0_3_4 = {0};
-                float tail3_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v8 acc0_4_0 = {0};
-                float tail4_0[1] = {0};
-                dn_v8 acc0_4_1 = {0};
-                float tail4_1[1] = {0};
-                dn_v8 acc0_4_2 = {0};
-                float tail4_2[1] = {0};
-                dn_v8 acc0_4_3 = {0};
-                float tail4_3[1] = {0};
-                dn_v8 acc0_4_4 = {0};
-                float tail4_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                g[0 + ci * 25 + 20] = res[0];
+                g[0 + ci * 25 + 21] = res[1];
+                g[0 + ci * 25 + 22] = res[2];
+                g[0 + ci * 25 + 23] = res[3];
+                g[0 + ci * 25 + 24] = res[4];
             }
         }
         for (int e = 0; e < 50; e++)
@@ -3680,50 +4234,62 @@ static void small_conv2_base_conv2_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [4, 3, 2, 2] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 3, 2] (row stride 24). Each element sums rows in order. */
+ * d [n, 4, 3, 2] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv2_base_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
-                    gc[3] += sum;
+        float res[13];
+        float w_pend[1 * (13)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[13] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[12] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 13);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 13);
+        memcpy(g, res, sizeof(float) * 12);
+        gb = res[12];
         for (int e = 0; e < 12; e++) dw[(size_t)(c + 0) * 12 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -3737,44 +4303,56 @@ static void small_conv2_base_conv2_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
-                    gc[3] += sum;
+        float res[13];
+        float w_pend[1 * (13)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[13] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[12] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 13);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 13);
+        memcpy(g, res, sizeof(float) * 12);
+        gb = res[12];
         for (int e = 0; e < 12; e++)
             dn_adam1(w + (size_t)(c + 0) * 12 + e, mw + (size_t)(c + 0) * 12 + e, vw + (size_t)(c + 0) * 12 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -4311,7 +4889,7 @@ static void small_conv2_base_out_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [4, 24] = d^T x (in w's panels), db [4] = column sums of d.
  * d [n, 4] (row stride 8), x [n, 24] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv2_base_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4321,49 +4899,69 @@ static void small_conv2_base_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -4378,41 +4976,61 @@ static void small_conv2_base_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -4435,10 +5053,19 @@ static void small_conv2_base_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -4450,43 +5077,52 @@ static void small_conv2_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -4501,10 +5137,19 @@ static void small_conv2_base_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -4516,35 +5161,44 @@ static void small_conv2_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -4565,7 +5219,7 @@ static void small_conv2_base_out_backward_w_adam(const float *restrict d, const 
 static void small_conv2_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)a_prev;
     _Alignas(64) float wt[192];
     for (int e = 0; e < 3; e++) {
@@ -4574,7 +5228,7 @@ static void small_conv2_base_head(const float *restrict x, const float *restrict
         float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -4909,8 +5563,8 @@ static void small_conv2_base_head(const float *restrict x, const float *restrict
  * (values) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 4). */
 static void small_conv2_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -4940,14 +5594,24 @@ static void small_conv2_base_loss(const float *restrict z, const int32_t *restri
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv2_base_sum_rows(const small_conv2_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -4958,12 +5622,14 @@ static double small_conv2_base_sum_rows(const small_conv2_base_buffers *bf, int 
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_conv2_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_conv2_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv2_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv2_base_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_conv2_base_conv1_forward(bf.input_h, params + 0, params + 150, bf.conv1_a,
                 n);
@@ -4971,7 +5637,7 @@ static double small_conv2_base_train_step(float *params, float *grads, void *ws,
         small_conv2_base_conv2_forward(bf.pool1_h, params + 153, params + 201, bf.conv2_a,
                 bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv2_base_head(bf.conv2_h, params + 205, params + 397, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
+                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n, n_all);
         small_conv2_base_out_backward_w(bf.out_d, bf.conv2_h, grads + 205, grads + 397, n);
         small_conv2_base_conv2_backward_w(bf.conv2_d, bf.pool1_h, grads + 153, grads + 201, n);
         small_conv2_base_conv2_backward_x(bf.conv2_d, params + 153, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -4995,12 +5661,14 @@ static int small_conv2_base_rows_finite(const small_conv2_base_buffers *bf, int 
 static double small_conv2_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv2_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv2_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv2_base_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_conv2_base_conv1_forward(bf.input_h, params + 0, params + 150, bf.conv1_a,
                 n);
@@ -5008,7 +5676,7 @@ static double small_conv2_base_train_step_adam(float *params, float *m, float *v
         small_conv2_base_conv2_forward(bf.pool1_h, params + 153, params + 201, bf.conv2_a,
                 bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv2_base_head(bf.conv2_h, params + 205, params + 397, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
+                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n, n_all);
         if (small_conv2_base_rows_finite(&bf, n)) {
             small_conv2_base_out_backward_w_adam(bf.out_d, bf.conv2_h, params + 205, params + 397, m + 205, v + 205, ac, n);
             small_conv2_base_conv2_backward_x(bf.conv2_d, params + 153, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -5027,12 +5695,14 @@ static double small_conv2_base_train_step_adam(float *params, float *m, float *v
 static double small_conv2_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv2_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv2_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         if (mc) small_conv2_base_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_conv2_base_conv1_forward((mc ? bf.input_h : bt->x), params + 0, params + 150, bf.conv1_a,
                 n);
@@ -5041,7 +5711,7 @@ static double small_conv2_base_eval(const float *params, void *ws, const dn_batc
                 mc ? bf.conv2_mask : NULL, mc ? bf.conv2_h : NULL, n, bt->seed, bt->step);
         small_conv2_base_out_forward((mc ? bf.conv2_h : bf.conv2_a), params + 205, params + 397, bf.out_a,
                 n);
-        small_conv2_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv2_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv2_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -5101,6 +5771,10 @@ static double small_conv2_base_eval(const float *params, void *ws, const dn_batc
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -5109,6 +5783,10 @@ static double small_conv2_base_eval(const float *params, void *ws, const dn_batc
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -5213,6 +5891,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -5377,7 +6089,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -5389,7 +6101,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -5666,7 +6378,7 @@ static void small_conv2_avx2_conv1_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [3, 2, 5, 5] = sum over rows of d (x) x, db [3] = sums of d.
- * d [n, 3, 10, 8] (row stride 240). Each element sums rows in order. */
+ * d [n, 3, 10, 8] (row stride 240). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -5675,14 +6387,1168 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
         const int c = 2 * t;
         if (c == 2) { /* the last filter alone */
             float g[50] = {0}, gb = 0.0f;
-            for (int r = 0; r < n; r++) {
-                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-                float sb = 0.0f;
-                for (int i = 0; i < 80; i++) sb += dr[i];
-                gb += sb;
+            { /* the bias gradient of filter c + 0 */
+                float sum;
+                float b_pend[1 * (1)];
+                const int b_depth = 1;
+                int b_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    float part = 0.0f;
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                        float sb = 0.0f;
+                        for (int i = 0; i < 80; i++) sb += dr[i];
+                        part += sb;
+                    }
+                    dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+                }
+                dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+                gb = sum;
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_0_0 = {0};
+                        float tail0_0[1] = {0};
+                        dn_v8 acc0_0_1 = {0};
+                        float tail0_1[1] = {0};
+                        dn_v8 acc0_0_2 = {0};
+                        float tail0_2[1] = {0};
+                        dn_v8 acc0_0_3 = {0};
+                        float tail0_3[1] = {0};
+                        dn_v8 acc0_0_4 = {0};
+                        float tail0_4[1] = {0};
+                        dn_v8 acc0_1_0 = {0};
+                        float tail1_0[1] = {0};
+                        dn_v8 acc0_1_1 = {0};
+                        float tail1_1[1] = {0};
+                        dn_v8 acc0_1_2 = {0};
+                        float tail1_2[1] = {0};
+                        dn_v8 acc0_1_3 = {0};
+                        float tail1_3[1] = {0};
+                        dn_v8 acc0_1_4 = {0};
+                        float tail1_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 1; oy < 2; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                            for (int oy = 2; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                        acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail0_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail0_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail0_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail0_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail0_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail1_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail1_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail1_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail1_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail1_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 0] = res[0];
+                    g[0 + ci * 25 + 1] = res[1];
+                    g[0 + ci * 25 + 2] = res[2];
+                    g[0 + ci * 25 + 3] = res[3];
+                    g[0 + ci * 25 + 4] = res[4];
+                    g[0 + ci * 25 + 5] = res[5];
+                    g[0 + ci * 25 + 6] = res[6];
+                    g[0 + ci * 25 + 7] = res[7];
+                    g[0 + ci * 25 + 8] = res[8];
+                    g[0 + ci * 25 + 9] = res[9];
+                }
+                { /* kernel rows 2 to 3 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_2_0 = {0};
+                        float tail2_0[1] = {0};
+                        dn_v8 acc0_2_1 = {0};
+                        float tail2_1[1] = {0};
+                        dn_v8 acc0_2_2 = {0};
+                        float tail2_2[1] = {0};
+                        dn_v8 acc0_2_3 = {0};
+                        float tail2_3[1] = {0};
+                        dn_v8 acc0_2_4 = {0};
+                        float tail2_4[1] = {0};
+                        dn_v8 acc0_3_0 = {0};
+                        float tail3_0[1] = {0};
+                        dn_v8 acc0_3_1 = {0};
+                        float tail3_1[1] = {0};
+                        dn_v8 acc0_3_2 = {0};
+                        float tail3_2[1] = {0};
+                        dn_v8 acc0_3_3 = {0};
+                        float tail3_3[1] = {0};
+                        dn_v8 acc0_3_4 = {0};
+                        float tail3_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 9; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                        acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            }
+                            for (int oy = 9; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail2_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail2_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail2_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail2_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail2_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail3_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail3_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail3_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail3_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail3_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 10] = res[0];
+                    g[0 + ci * 25 + 11] = res[1];
+                    g[0 + ci * 25 + 12] = res[2];
+                    g[0 + ci * 25 + 13] = res[3];
+                    g[0 + ci * 25 + 14] = res[4];
+                    g[0 + ci * 25 + 15] = res[5];
+                    g[0 + ci * 25 + 16] = res[6];
+                    g[0 + ci * 25 + 17] = res[7];
+                    g[0 + ci * 25 + 18] = res[8];
+                    g[0 + ci * 25 + 19] = res[9];
+                }
+                { /* kernel rows 4 to 4 */
+                    float res[5];
+                    float w_pend[1 * (5)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_4_0 = {0};
+                        float tail4_0[1] = {0};
+                        dn_v8 acc0_4_1 = {0};
+                        float tail4_1[1] = {0};
+                        dn_v8 acc0_4_2 = {0};
+                        float tail4_2[1] = {0};
+                        dn_v8 acc0_4_3 = {0};
+                        float tail4_3[1] = {0};
+                        dn_v8 acc0_4_4 = {0};
+                        float tail4_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 8; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                        acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            }
+                        }
+                        float part[5];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail4_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail4_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail4_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail4_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail4_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 5);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                    g[0 + ci * 25 + 20] = res[0];
+                    g[0 + ci * 25 + 21] = res[1];
+                    g[0 + ci * 25 + 22] = res[2];
+                    g[0 + ci * 25 + 23] = res[3];
+                    g[0 + ci * 25 + 24] = res[4];
+                }
+            }
+            for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+            db[c + 0] = gb;
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0};
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
+        }
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    float tail0_0[2] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    float tail0_1[2] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    float tail0_2[2] = {0};
+                    dn_v16 acc0_0_3 = {0};
+                    float tail0_3[2] = {0};
+                    dn_v16 acc0_0_4 = {0};
+                    float tail0_4[2] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    float tail1_0[2] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    float tail1_1[2] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    float tail1_2[2] = {0};
+                    dn_v16 acc0_1_3 = {0};
+                    float tail1_3[2] = {0};
+                    dn_v16 acc0_1_4 = {0};
+                    float tail1_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 0] = res[0];
+                g[50 + ci * 25 + 0] = res[1];
+                g[0 + ci * 25 + 1] = res[2];
+                g[50 + ci * 25 + 1] = res[3];
+                g[0 + ci * 25 + 2] = res[4];
+                g[50 + ci * 25 + 2] = res[5];
+                g[0 + ci * 25 + 3] = res[6];
+                g[50 + ci * 25 + 3] = res[7];
+                g[0 + ci * 25 + 4] = res[8];
+                g[50 + ci * 25 + 4] = res[9];
+                g[0 + ci * 25 + 5] = res[10];
+                g[50 + ci * 25 + 5] = res[11];
+                g[0 + ci * 25 + 6] = res[12];
+                g[50 + ci * 25 + 6] = res[13];
+                g[0 + ci * 25 + 7] = res[14];
+                g[50 + ci * 25 + 7] = res[15];
+                g[0 + ci * 25 + 8] = res[16];
+                g[50 + ci * 25 + 8] = res[17];
+                g[0 + ci * 25 + 9] = res[18];
+                g[50 + ci * 25 + 9] = res[19];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_2_0 = {0};
+                    float tail2_0[2] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    float tail2_1[2] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    float tail2_2[2] = {0};
+                    dn_v16 acc0_2_3 = {0};
+                    float tail2_3[2] = {0};
+                    dn_v16 acc0_2_4 = {0};
+                    float tail2_4[2] = {0};
+                    dn_v16 acc0_3_0 = {0};
+                    float tail3_0[2] = {0};
+                    dn_v16 acc0_3_1 = {0};
+                    float tail3_1[2] = {0};
+                    dn_v16 acc0_3_2 = {0};
+                    float tail3_2[2] = {0};
+                    dn_v16 acc0_3_3 = {0};
+                    float tail3_3[2] = {0};
+                    dn_v16 acc0_3_4 = {0};
+                    float tail3_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail2_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail2_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail3_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail3_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail3_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail3_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail3_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail3_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail3_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail3_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail3_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail3_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 10] = res[0];
+                g[50 + ci * 25 + 10] = res[1];
+                g[0 + ci * 25 + 11] = res[2];
+                g[50 + ci * 25 + 11] = res[3];
+                g[0 + ci * 25 + 12] = res[4];
+                g[50 + ci * 25 + 12] = res[5];
+                g[0 + ci * 25 + 13] = res[6];
+                g[50 + ci * 25 + 13] = res[7];
+                g[0 + ci * 25 + 14] = res[8];
+                g[50 + ci * 25 + 14] = res[9];
+                g[0 + ci * 25 + 15] = res[10];
+                g[50 + ci * 25 + 15] = res[11];
+                g[0 + ci * 25 + 16] = res[12];
+                g[50 + ci * 25 + 16] = res[13];
+                g[0 + ci * 25 + 17] = res[14];
+                g[50 + ci * 25 + 17] = res[15];
+                g[0 + ci * 25 + 18] = res[16];
+                g[50 + ci * 25 + 18] = res[17];
+                g[0 + ci * 25 + 19] = res[18];
+                g[50 + ci * 25 + 19] = res[19];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_4_0 = {0};
+                    float tail4_0[2] = {0};
+                    dn_v16 acc0_4_1 = {0};
+                    float tail4_1[2] = {0};
+                    dn_v16 acc0_4_2 = {0};
+                    float tail4_2[2] = {0};
+                    dn_v16 acc0_4_3 = {0};
+                    float tail4_3[2] = {0};
+                    dn_v16 acc0_4_4 = {0};
+                    float tail4_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    float part[10];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail4_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail4_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail4_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail4_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail4_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail4_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail4_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail4_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail4_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail4_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 20] = res[0];
+                g[50 + ci * 25 + 20] = res[1];
+                g[0 + ci * 25 + 21] = res[2];
+                g[50 + ci * 25 + 21] = res[3];
+                g[0 + ci * 25 + 22] = res[4];
+                g[50 + ci * 25 + 22] = res[5];
+                g[0 + ci * 25 + 23] = res[6];
+                g[50 + ci * 25 + 23] = res[7];
+                g[0 + ci * 25 + 24] = res[8];
+                g[50 + ci * 25 + 24] = res[9];
+            }
+        }
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 1) * 50 + e] = g[50 + e];
+        db[c + 1] = gb[1];
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 3; c++) {
+        float g[50] = {0}, gb = 0.0f;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_0_0 = {0};
                     float tail0_0[1] = {0};
                     dn_v8 acc0_0_1 = {0};
@@ -5703,7 +7569,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                     float tail1_3[1] = {0};
                     dn_v8 acc0_1_4 = {0};
                     float tail1_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 1; oy < 2; oy++) {
@@ -5746,13 +7612,14 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                             for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                            part[0] = sum + tail0_0[0];
                         }
                     }
                     {
@@ -5761,7 +7628,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                            part[1] = sum + tail0_1[0];
                         }
                     }
                     {
@@ -5770,7 +7637,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                            part[2] = sum + tail0_2[0];
                         }
                     }
                     {
@@ -5779,7 +7646,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                            part[3] = sum + tail0_3[0];
                         }
                     }
                     {
@@ -5788,7 +7655,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                            part[4] = sum + tail0_4[0];
                         }
                     }
                     {
@@ -5797,7 +7664,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                            part[5] = sum + tail1_0[0];
                         }
                     }
                     {
@@ -5806,7 +7673,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                            part[6] = sum + tail1_1[0];
                         }
                     }
                     {
@@ -5815,7 +7682,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                            part[7] = sum + tail1_2[0];
                         }
                     }
                     {
@@ -5824,7 +7691,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                            part[8] = sum + tail1_3[0];
                         }
                     }
                     {
@@ -5833,11 +7700,30 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                            part[9] = sum + tail1_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 2 to 3 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 0] = res[0];
+                g[0 + ci * 25 + 1] = res[1];
+                g[0 + ci * 25 + 2] = res[2];
+                g[0 + ci * 25 + 3] = res[3];
+                g[0 + ci * 25 + 4] = res[4];
+                g[0 + ci * 25 + 5] = res[5];
+                g[0 + ci * 25 + 6] = res[6];
+                g[0 + ci * 25 + 7] = res[7];
+                g[0 + ci * 25 + 8] = res[8];
+                g[0 + ci * 25 + 9] = res[9];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_2_0 = {0};
                     float tail2_0[1] = {0};
                     dn_v8 acc0_2_1 = {0};
@@ -5858,7 +7744,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                     float tail3_3[1] = {0};
                     dn_v8 acc0_3_4 = {0};
                     float tail3_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 9; oy++) {
@@ -5901,13 +7787,14 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                             for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                            part[0] = sum + tail2_0[0];
                         }
                     }
                     {
@@ -5916,7 +7803,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                            part[1] = sum + tail2_1[0];
                         }
                     }
                     {
@@ -5925,7 +7812,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                            part[2] = sum + tail2_2[0];
                         }
                     }
                     {
@@ -5934,7 +7821,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                            part[3] = sum + tail2_3[0];
                         }
                     }
                     {
@@ -5943,7 +7830,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                            part[4] = sum + tail2_4[0];
                         }
                     }
                     {
@@ -5952,7 +7839,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                            part[5] = sum + tail3_0[0];
                         }
                     }
                     {
@@ -5961,7 +7848,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                            part[6] = sum + tail3_1[0];
                         }
                     }
                     {
@@ -5970,7 +7857,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                            part[7] = sum + tail3_2[0];
                         }
                     }
                     {
@@ -5979,7 +7866,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                            part[8] = sum + tail3_3[0];
                         }
                     }
                     {
@@ -5988,11 +7875,30 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                            part[9] = sum + tail3_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 4 to 4 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 10] = res[0];
+                g[0 + ci * 25 + 11] = res[1];
+                g[0 + ci * 25 + 12] = res[2];
+                g[0 + ci * 25 + 13] = res[3];
+                g[0 + ci * 25 + 14] = res[4];
+                g[0 + ci * 25 + 15] = res[5];
+                g[0 + ci * 25 + 16] = res[6];
+                g[0 + ci * 25 + 17] = res[7];
+                g[0 + ci * 25 + 18] = res[8];
+                g[0 + ci * 25 + 19] = res[9];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[5];
+                float w_pend[1 * (5)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_4_0 = {0};
                     float tail4_0[1] = {0};
                     dn_v8 acc0_4_1 = {0};
@@ -6003,7 +7909,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                     float tail4_3[1] = {0};
                     dn_v8 acc0_4_4 = {0};
                     float tail4_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 8; oy++) {
@@ -6022,13 +7928,14 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                             for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
+                    float part[5];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                            part[0] = sum + tail4_0[0];
                         }
                     }
                     {
@@ -6037,7 +7944,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                            part[1] = sum + tail4_1[0];
                         }
                     }
                     {
@@ -6046,7 +7953,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                            part[2] = sum + tail4_2[0];
                         }
                     }
                     {
@@ -6055,7 +7962,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                            part[3] = sum + tail4_3[0];
                         }
                     }
                     {
@@ -6064,970 +7971,17 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                            part[4] = sum + tail4_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 5);
                 }
-            }
-            for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
-            db[c + 0] = gb;
-            continue;
-        }
-        float g[100] = {0}, gb[2] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
-        }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0_0 = {0};
-                float tail0_0[2] = {0};
-                dn_v16 acc0_0_1 = {0};
-                float tail0_1[2] = {0};
-                dn_v16 acc0_0_2 = {0};
-                float tail0_2[2] = {0};
-                dn_v16 acc0_0_3 = {0};
-                float tail0_3[2] = {0};
-                dn_v16 acc0_0_4 = {0};
-                float tail0_4[2] = {0};
-                dn_v16 acc0_1_0 = {0};
-                float tail1_0[2] = {0};
-                dn_v16 acc0_1_1 = {0};
-                float tail1_1[2] = {0};
-                dn_v16 acc0_1_2 = {0};
-                float tail1_2[2] = {0};
-                dn_v16 acc0_1_3 = {0};
-                float tail1_3[2] = {0};
-                dn_v16 acc0_1_4 = {0};
-                float tail1_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v16 acc0_2_0 = {0};
-                float tail2_0[2] = {0};
-                dn_v16 acc0_2_1 = {0};
-                float tail2_1[2] = {0};
-                dn_v16 acc0_2_2 = {0};
-                float tail2_2[2] = {0};
-                dn_v16 acc0_2_3 = {0};
-                float tail2_3[2] = {0};
-                dn_v16 acc0_2_4 = {0};
-                float tail2_4[2] = {0};
-                dn_v16 acc0_3_0 = {0};
-                float tail3_0[2] = {0};
-                dn_v16 acc0_3_1 = {0};
-                float tail3_1[2] = {0};
-                dn_v16 acc0_3_2 = {0};
-                float tail3_2[2] = {0};
-                dn_v16 acc0_3_3 = {0};
-                float tail3_3[2] = {0};
-                dn_v16 acc0_3_4 = {0};
-                float tail3_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v16 acc0_4_0 = {0};
-                float tail4_0[2] = {0};
-                dn_v16 acc0_4_1 = {0};
-                float tail4_1[2] = {0};
-                dn_v16 acc0_4_2 = {0};
-                float tail4_2[2] = {0};
-                dn_v16 acc0_4_3 = {0};
-                float tail4_3[2] = {0};
-                dn_v16 acc0_4_4 = {0};
-                float tail4_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
-                    }
-                }
-            }
-        }
-        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
-        db[c + 0] = gb[0];
-        for (int e = 0; e < 50; e++) dw[(size_t)(c + 1) * 50 + e] = g[50 + e];
-        db[c + 1] = gb[1];
-    }
-#else
-    DN_OMP(omp for schedule(static) nowait)
-    for (int c = 0; c < 3; c++) {
-        float g[50] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_0_3 = {0};
-                float tail0_3[1] = {0};
-                dn_v8 acc0_0_4 = {0};
-                float tail0_4[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_1_3 = {0};
-                float tail1_3[1] = {0};
-                dn_v8 acc0_1_4 = {0};
-                float tail1_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                dn_v8 acc0_2_3 = {0};
-                float tail2_3[1] = {0};
-                dn_v8 acc0_2_4 = {0};
-                float tail2_4[1] = {0};
-                dn_v8 acc0_3_0 = {0};
-                float tail3_0[1] = {0};
-                dn_v8 acc0_3_1 = {0};
-                float tail3_1[1] = {0};
-                dn_v8 acc0_3_2 = {0};
-                float tail3_2[1] = {0};
-                dn_v8 acc0_3_3 = {0};
-                float tail3_3[1] = {0};
-                dn_v8 acc0_3_4 = {0};
-                float tail3_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v8 acc0_4_0 = {0};
-                float tail4_0[1] = {0};
-                dn_v8 acc0_4_1 = {0};
-                float tail4_1[1] = {0};
-                dn_v8 acc0_4_2 = {0};
-                float tail4_2[1] = {0};
-                dn_v8 acc0_4_3 = {0};
-                float tail4_3[1] = {0};
-                dn_v8 acc0_4_4 = {0};
-                float tail4_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                g[0 + ci * 25 + 20] = res[0];
+                g[0 + ci * 25 + 21] = res[1];
+                g[0 + ci * 25 + 22] = res[2];
+                g[0 + ci * 25 + 23] = res[3];
+                g[0 + ci * 25 + 24] = res[4];
             }
         }
         for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
@@ -7047,14 +8001,1171 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
         const int c = 2 * t;
         if (c == 2) { /* the last filter alone */
             float g[50] = {0}, gb = 0.0f;
-            for (int r = 0; r < n; r++) {
-                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-                float sb = 0.0f;
-                for (int i = 0; i < 80; i++) sb += dr[i];
-                gb += sb;
+            { /* the bias gradient of filter c + 0 */
+                float sum;
+                float b_pend[1 * (1)];
+                const int b_depth = 1;
+                int b_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    float part = 0.0f;
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                        float sb = 0.0f;
+                        for (int i = 0; i < 80; i++) sb += dr[i];
+                        part += sb;
+                    }
+                    dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+                }
+                dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+                gb = sum;
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_0_0 = {0};
+                        float tail0_0[1] = {0};
+                        dn_v8 acc0_0_1 = {0};
+                        float tail0_1[1] = {0};
+                        dn_v8 acc0_0_2 = {0};
+                        float tail0_2[1] = {0};
+                        dn_v8 acc0_0_3 = {0};
+                        float tail0_3[1] = {0};
+                        dn_v8 acc0_0_4 = {0};
+                        float tail0_4[1] = {0};
+                        dn_v8 acc0_1_0 = {0};
+                        float tail1_0[1] = {0};
+                        dn_v8 acc0_1_1 = {0};
+                        float tail1_1[1] = {0};
+                        dn_v8 acc0_1_2 = {0};
+                        float tail1_2[1] = {0};
+                        dn_v8 acc0_1_3 = {0};
+                        float tail1_3[1] = {0};
+                        dn_v8 acc0_1_4 = {0};
+                        float tail1_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 1; oy < 2; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                            for (int oy = 2; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                        acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail0_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail0_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail0_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail0_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail0_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail1_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail1_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail1_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail1_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail1_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 0] = res[0];
+                    g[0 + ci * 25 + 1] = res[1];
+                    g[0 + ci * 25 + 2] = res[2];
+                    g[0 + ci * 25 + 3] = res[3];
+                    g[0 + ci * 25 + 4] = res[4];
+                    g[0 + ci * 25 + 5] = res[5];
+                    g[0 + ci * 25 + 6] = res[6];
+                    g[0 + ci * 25 + 7] = res[7];
+                    g[0 + ci * 25 + 8] = res[8];
+                    g[0 + ci * 25 + 9] = res[9];
+                }
+                { /* kernel rows 2 to 3 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_2_0 = {0};
+                        float tail2_0[1] = {0};
+                        dn_v8 acc0_2_1 = {0};
+                        float tail2_1[1] = {0};
+                        dn_v8 acc0_2_2 = {0};
+                        float tail2_2[1] = {0};
+                        dn_v8 acc0_2_3 = {0};
+                        float tail2_3[1] = {0};
+                        dn_v8 acc0_2_4 = {0};
+                        float tail2_4[1] = {0};
+                        dn_v8 acc0_3_0 = {0};
+                        float tail3_0[1] = {0};
+                        dn_v8 acc0_3_1 = {0};
+                        float tail3_1[1] = {0};
+                        dn_v8 acc0_3_2 = {0};
+                        float tail3_2[1] = {0};
+                        dn_v8 acc0_3_3 = {0};
+                        float tail3_3[1] = {0};
+                        dn_v8 acc0_3_4 = {0};
+                        float tail3_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 9; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                        acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            }
+                            for (int oy = 9; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail2_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail2_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail2_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail2_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail2_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail3_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail3_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail3_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail3_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail3_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 10] = res[0];
+                    g[0 + ci * 25 + 11] = res[1];
+                    g[0 + ci * 25 + 12] = res[2];
+                    g[0 + ci * 25 + 13] = res[3];
+                    g[0 + ci * 25 + 14] = res[4];
+                    g[0 + ci * 25 + 15] = res[5];
+                    g[0 + ci * 25 + 16] = res[6];
+                    g[0 + ci * 25 + 17] = res[7];
+                    g[0 + ci * 25 + 18] = res[8];
+                    g[0 + ci * 25 + 19] = res[9];
+                }
+                { /* kernel rows 4 to 4 */
+                    float res[5];
+                    float w_pend[1 * (5)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_4_0 = {0};
+                        float tail4_0[1] = {0};
+                        dn_v8 acc0_4_1 = {0};
+                        float tail4_1[1] = {0};
+                        dn_v8 acc0_4_2 = {0};
+                        float tail4_2[1] = {0};
+                        dn_v8 acc0_4_3 = {0};
+                        float tail4_3[1] = {0};
+                        dn_v8 acc0_4_4 = {0};
+                        float tail4_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 8; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                        acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            }
+                        }
+                        float part[5];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail4_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail4_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail4_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail4_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail4_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 5);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                    g[0 + ci * 25 + 20] = res[0];
+                    g[0 + ci * 25 + 21] = res[1];
+                    g[0 + ci * 25 + 22] = res[2];
+                    g[0 + ci * 25 + 23] = res[3];
+                    g[0 + ci * 25 + 24] = res[4];
+                }
+            }
+            for (int e = 0; e < 50; e++)
+                dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+            dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0};
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
+        }
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    float tail0_0[2] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    float tail0_1[2] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    float tail0_2[2] = {0};
+                    dn_v16 acc0_0_3 = {0};
+                    float tail0_3[2] = {0};
+                    dn_v16 acc0_0_4 = {0};
+                    float tail0_4[2] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    float tail1_0[2] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    float tail1_1[2] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    float tail1_2[2] = {0};
+                    dn_v16 acc0_1_3 = {0};
+                    float tail1_3[2] = {0};
+                    dn_v16 acc0_1_4 = {0};
+                    float tail1_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 0] = res[0];
+                g[50 + ci * 25 + 0] = res[1];
+                g[0 + ci * 25 + 1] = res[2];
+                g[50 + ci * 25 + 1] = res[3];
+                g[0 + ci * 25 + 2] = res[4];
+                g[50 + ci * 25 + 2] = res[5];
+                g[0 + ci * 25 + 3] = res[6];
+                g[50 + ci * 25 + 3] = res[7];
+                g[0 + ci * 25 + 4] = res[8];
+                g[50 + ci * 25 + 4] = res[9];
+                g[0 + ci * 25 + 5] = res[10];
+                g[50 + ci * 25 + 5] = res[11];
+                g[0 + ci * 25 + 6] = res[12];
+                g[50 + ci * 25 + 6] = res[13];
+                g[0 + ci * 25 + 7] = res[14];
+                g[50 + ci * 25 + 7] = res[15];
+                g[0 + ci * 25 + 8] = res[16];
+                g[50 + ci * 25 + 8] = res[17];
+                g[0 + ci * 25 + 9] = res[18];
+                g[50 + ci * 25 + 9] = res[19];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_2_0 = {0};
+                    float tail2_0[2] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    float tail2_1[2] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    float tail2_2[2] = {0};
+                    dn_v16 acc0_2_3 = {0};
+                    float tail2_3[2] = {0};
+                    dn_v16 acc0_2_4 = {0};
+                    float tail2_4[2] = {0};
+                    dn_v16 acc0_3_0 = {0};
+                    float tail3_0[2] = {0};
+                    dn_v16 acc0_3_1 = {0};
+                    float tail3_1[2] = {0};
+                    dn_v16 acc0_3_2 = {0};
+                    float tail3_2[2] = {0};
+                    dn_v16 acc0_3_3 = {0};
+                    float tail3_3[2] = {0};
+                    dn_v16 acc0_3_4 = {0};
+                    float tail3_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail2_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail2_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail3_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail3_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail3_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail3_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail3_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail3_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail3_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail3_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail3_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail3_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 10] = res[0];
+                g[50 + ci * 25 + 10] = res[1];
+                g[0 + ci * 25 + 11] = res[2];
+                g[50 + ci * 25 + 11] = res[3];
+                g[0 + ci * 25 + 12] = res[4];
+                g[50 + ci * 25 + 12] = res[5];
+                g[0 + ci * 25 + 13] = res[6];
+                g[50 + ci * 25 + 13] = res[7];
+                g[0 + ci * 25 + 14] = res[8];
+                g[50 + ci * 25 + 14] = res[9];
+                g[0 + ci * 25 + 15] = res[10];
+                g[50 + ci * 25 + 15] = res[11];
+                g[0 + ci * 25 + 16] = res[12];
+                g[50 + ci * 25 + 16] = res[13];
+                g[0 + ci * 25 + 17] = res[14];
+                g[50 + ci * 25 + 17] = res[15];
+                g[0 + ci * 25 + 18] = res[16];
+                g[50 + ci * 25 + 18] = res[17];
+                g[0 + ci * 25 + 19] = res[18];
+                g[50 + ci * 25 + 19] = res[19];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_4_0 = {0};
+                    float tail4_0[2] = {0};
+                    dn_v16 acc0_4_1 = {0};
+                    float tail4_1[2] = {0};
+                    dn_v16 acc0_4_2 = {0};
+                    float tail4_2[2] = {0};
+                    dn_v16 acc0_4_3 = {0};
+                    float tail4_3[2] = {0};
+                    dn_v16 acc0_4_4 = {0};
+                    float tail4_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    float part[10];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail4_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail4_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail4_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail4_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail4_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail4_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail4_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail4_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail4_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail4_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 20] = res[0];
+                g[50 + ci * 25 + 20] = res[1];
+                g[0 + ci * 25 + 21] = res[2];
+                g[50 + ci * 25 + 21] = res[3];
+                g[0 + ci * 25 + 22] = res[4];
+                g[50 + ci * 25 + 22] = res[5];
+                g[0 + ci * 25 + 23] = res[6];
+                g[50 + ci * 25 + 23] = res[7];
+                g[0 + ci * 25 + 24] = res[8];
+                g[50 + ci * 25 + 24] = res[9];
+            }
+        }
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 1) * 50 + e, mw + (size_t)(c + 1) * 50 + e, vw + (size_t)(c + 1) * 50 + e, g[50 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 3; c++) {
+        float g[50] = {0}, gb = 0.0f;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_0_0 = {0};
                     float tail0_0[1] = {0};
                     dn_v8 acc0_0_1 = {0};
@@ -7075,7 +9186,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                     float tail1_3[1] = {0};
                     dn_v8 acc0_1_4 = {0};
                     float tail1_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 1; oy < 2; oy++) {
@@ -7118,13 +9229,14 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                             for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                            part[0] = sum + tail0_0[0];
                         }
                     }
                     {
@@ -7133,7 +9245,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                            part[1] = sum + tail0_1[0];
                         }
                     }
                     {
@@ -7142,7 +9254,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                            part[2] = sum + tail0_2[0];
                         }
                     }
                     {
@@ -7151,7 +9263,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                            part[3] = sum + tail0_3[0];
                         }
                     }
                     {
@@ -7160,7 +9272,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                            part[4] = sum + tail0_4[0];
                         }
                     }
                     {
@@ -7169,7 +9281,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                            part[5] = sum + tail1_0[0];
                         }
                     }
                     {
@@ -7178,7 +9290,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                            part[6] = sum + tail1_1[0];
                         }
                     }
                     {
@@ -7187,7 +9299,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                            part[7] = sum + tail1_2[0];
                         }
                     }
                     {
@@ -7196,7 +9308,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                            part[8] = sum + tail1_3[0];
                         }
                     }
                     {
@@ -7205,11 +9317,30 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                            part[9] = sum + tail1_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 2 to 3 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 0] = res[0];
+                g[0 + ci * 25 + 1] = res[1];
+                g[0 + ci * 25 + 2] = res[2];
+                g[0 + ci * 25 + 3] = res[3];
+                g[0 + ci * 25 + 4] = res[4];
+                g[0 + ci * 25 + 5] = res[5];
+                g[0 + ci * 25 + 6] = res[6];
+                g[0 + ci * 25 + 7] = res[7];
+                g[0 + ci * 25 + 8] = res[8];
+                g[0 + ci * 25 + 9] = res[9];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_2_0 = {0};
                     float tail2_0[1] = {0};
                     dn_v8 acc0_2_1 = {0};
@@ -7230,7 +9361,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                     float tail3_3[1] = {0};
                     dn_v8 acc0_3_4 = {0};
                     float tail3_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 9; oy++) {
@@ -7273,13 +9404,14 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                             for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                            part[0] = sum + tail2_0[0];
                         }
                     }
                     {
@@ -7288,7 +9420,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                            part[1] = sum + tail2_1[0];
                         }
                     }
                     {
@@ -7297,7 +9429,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                            part[2] = sum + tail2_2[0];
                         }
                     }
                     {
@@ -7306,7 +9438,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                            part[3] = sum + tail2_3[0];
                         }
                     }
                     {
@@ -7315,7 +9447,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                            part[4] = sum + tail2_4[0];
                         }
                     }
                     {
@@ -7324,7 +9456,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                            part[5] = sum + tail3_0[0];
                         }
                     }
                     {
@@ -7333,7 +9465,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                            part[6] = sum + tail3_1[0];
                         }
                     }
                     {
@@ -7342,7 +9474,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                            part[7] = sum + tail3_2[0];
                         }
                     }
                     {
@@ -7351,7 +9483,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                            part[8] = sum + tail3_3[0];
                         }
                     }
                     {
@@ -7360,11 +9492,30 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                            part[9] = sum + tail3_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 4 to 4 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 10] = res[0];
+                g[0 + ci * 25 + 11] = res[1];
+                g[0 + ci * 25 + 12] = res[2];
+                g[0 + ci * 25 + 13] = res[3];
+                g[0 + ci * 25 + 14] = res[4];
+                g[0 + ci * 25 + 15] = res[5];
+                g[0 + ci * 25 + 16] = res[6];
+                g[0 + ci * 25 + 17] = res[7];
+                g[0 + ci * 25 + 18] = res[8];
+                g[0 + ci * 25 + 19] = res[9];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[5];
+                float w_pend[1 * (5)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_4_0 = {0};
                     float tail4_0[1] = {0};
                     dn_v8 acc0_4_1 = {0};
@@ -7375,7 +9526,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                     float tail4_3[1] = {0};
                     dn_v8 acc0_4_4 = {0};
                     float tail4_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 8; oy++) {
@@ -7394,13 +9545,14 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                             for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
+                    float part[5];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                            part[0] = sum + tail4_0[0];
                         }
                     }
                     {
@@ -7409,7 +9561,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                            part[1] = sum + tail4_1[0];
                         }
                     }
                     {
@@ -7418,7 +9570,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                            part[2] = sum + tail4_2[0];
                         }
                     }
                     {
@@ -7427,7 +9579,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                            part[3] = sum + tail4_3[0];
                         }
                     }
                     {
@@ -7436,973 +9588,17 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                            part[4] = sum + tail4_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 5);
                 }
-            }
-            for (int e = 0; e < 50; e++)
-                dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
-            dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
-            continue;
-        }
-        float g[100] = {0}, gb[2] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
-        }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0_0 = {0};
-                float tail0_0[2] = {0};
-                dn_v16 acc0_0_1 = {0};
-                float tail0_1[2] = {0};
-                dn_v16 acc0_0_2 = {0};
-                float tail0_2[2] = {0};
-                dn_v16 acc0_0_3 = {0};
-                float tail0_3[2] = {0};
-                dn_v16 acc0_0_4 = {0};
-                float tail0_4[2] = {0};
-                dn_v16 acc0_1_0 = {0};
-                float tail1_0[2] = {0};
-                dn_v16 acc0_1_1 = {0};
-                float tail1_1[2] = {0};
-                dn_v16 acc0_1_2 = {0};
-                float tail1_2[2] = {0};
-                dn_v16 acc0_1_3 = {0};
-                float tail1_3[2] = {0};
-                dn_v16 acc0_1_4 = {0};
-                float tail1_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v16 acc0_2_0 = {0};
-                float tail2_0[2] = {0};
-                dn_v16 acc0_2_1 = {0};
-                float tail2_1[2] = {0};
-                dn_v16 acc0_2_2 = {0};
-                float tail2_2[2] = {0};
-                dn_v16 acc0_2_3 = {0};
-                float tail2_3[2] = {0};
-                dn_v16 acc0_2_4 = {0};
-                float tail2_4[2] = {0};
-                dn_v16 acc0_3_0 = {0};
-                float tail3_0[2] = {0};
-                dn_v16 acc0_3_1 = {0};
-                float tail3_1[2] = {0};
-                dn_v16 acc0_3_2 = {0};
-                float tail3_2[2] = {0};
-                dn_v16 acc0_3_3 = {0};
-                float tail3_3[2] = {0};
-                dn_v16 acc0_3_4 = {0};
-                float tail3_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v16 acc0_4_0 = {0};
-                float tail4_0[2] = {0};
-                dn_v16 acc0_4_1 = {0};
-                float tail4_1[2] = {0};
-                dn_v16 acc0_4_2 = {0};
-                float tail4_2[2] = {0};
-                dn_v16 acc0_4_3 = {0};
-                float tail4_3[2] = {0};
-                dn_v16 acc0_4_4 = {0};
-                float tail4_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
-                    }
-                }
-            }
-        }
-        for (int e = 0; e < 50; e++)
-            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
-        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
-        for (int e = 0; e < 50; e++)
-            dn_adam1(w + (size_t)(c + 1) * 50 + e, mw + (size_t)(c + 1) * 50 + e, vw + (size_t)(c + 1) * 50 + e, g[50 + e], ac);
-        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
-    }
-#else
-    DN_OMP(omp for schedule(static) nowait)
-    for (int c = 0; c < 3; c++) {
-        float g[50] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_0_3 = {0};
-                float tail0_3[1] = {0};
-                dn_v8 acc0_0_4 = {0};
-                float tail0_4[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_1_3 = {0};
-                float tail1_3[1] = {0};
-                dn_v8 acc0_1_4 = {0};
-                float tail1_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                dn_v8 acc0_2_3 = {0};
-                float tail2_3[1] = {0};
-                dn_v8 acc0_2_4 = {0};
-                float tail2_4[1] = {0};
-                dn_v8 acc0_3_0 = {0};
-                float tail3_0[1] = {0};
-                dn_v8 acc0_3_1 = {0};
-                float tail3_1[1] = {0};
-                dn_v8 acc0_3_2 = {0};
-                float tail3_2[1] = {0};
-                dn_v8 acc0_3_3 = {0};
-                float tail3_3[1] = {0};
-                dn_v8 acc0_3_4 = {0};
-                float tail3_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v8 acc0_4_0 = {0};
-                float tail4_0[1] = {0};
-                dn_v8 acc0_4_1 = {0};
-                float tail4_1[1] = {0};
-                dn_v8 acc0_4_2 = {0};
-                float tail4_2[1] = {0};
-                dn_v8 acc0_4_3 = {0};
-                float tail4_3[1] = {0};
-                dn_v8 acc0_4_4 = {0};
-                float tail4_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                g[0 + ci * 25 + 20] = res[0];
+                g[0 + ci * 25 + 21] = res[1];
+                g[0 + ci * 25 + 22] = res[2];
+                g[0 + ci * 25 + 23] = res[3];
+                g[0 + ci * 25 + 24] = res[4];
             }
         }
         for (int e = 0; e < 50; e++)
@@ -8538,50 +9734,62 @@ static void small_conv2_avx2_conv2_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [4, 3, 2, 2] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 3, 2] (row stride 24). Each element sums rows in order. */
+ * d [n, 4, 3, 2] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv2_avx2_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
-                    gc[3] += sum;
+        float res[13];
+        float w_pend[1 * (13)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[13] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[12] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 13);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 13);
+        memcpy(g, res, sizeof(float) * 12);
+        gb = res[12];
         for (int e = 0; e < 12; e++) dw[(size_t)(c + 0) * 12 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -8595,44 +9803,56 @@ static void small_conv2_avx2_conv2_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
-                    gc[3] += sum;
+        float res[13];
+        float w_pend[1 * (13)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[13] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[12] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 13);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 13);
+        memcpy(g, res, sizeof(float) * 12);
+        gb = res[12];
         for (int e = 0; e < 12; e++)
             dn_adam1(w + (size_t)(c + 0) * 12 + e, mw + (size_t)(c + 0) * 12 + e, vw + (size_t)(c + 0) * 12 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -9169,7 +10389,7 @@ static void small_conv2_avx2_out_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [4, 24] = d^T x (in w's panels), db [4] = column sums of d.
  * d [n, 4] (row stride 8), x [n, 24] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv2_avx2_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -9179,49 +10399,69 @@ static void small_conv2_avx2_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -9236,41 +10476,61 @@ static void small_conv2_avx2_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -9293,10 +10553,19 @@ static void small_conv2_avx2_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -9308,43 +10577,52 @@ static void small_conv2_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -9359,10 +10637,19 @@ static void small_conv2_avx2_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -9374,35 +10661,44 @@ static void small_conv2_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -9423,7 +10719,7 @@ static void small_conv2_avx2_out_backward_w_adam(const float *restrict d, const 
 static void small_conv2_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)a_prev;
     _Alignas(64) float wt[192];
     for (int e = 0; e < 3; e++) {
@@ -9432,7 +10728,7 @@ static void small_conv2_avx2_head(const float *restrict x, const float *restrict
         float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -9767,8 +11063,8 @@ static void small_conv2_avx2_head(const float *restrict x, const float *restrict
  * (values) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 4). */
 static void small_conv2_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -9798,14 +11094,24 @@ static void small_conv2_avx2_loss(const float *restrict z, const int32_t *restri
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv2_avx2_sum_rows(const small_conv2_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -9816,12 +11122,14 @@ static double small_conv2_avx2_sum_rows(const small_conv2_avx2_buffers *bf, int 
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_conv2_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_conv2_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv2_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv2_avx2_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_conv2_avx2_conv1_forward(bf.input_h, params + 0, params + 150, bf.conv1_a,
                 n);
@@ -9829,7 +11137,7 @@ static double small_conv2_avx2_train_step(float *params, float *grads, void *ws,
         small_conv2_avx2_conv2_forward(bf.pool1_h, params + 153, params + 201, bf.conv2_a,
                 bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv2_avx2_head(bf.conv2_h, params + 205, params + 397, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
+                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n, n_all);
         small_conv2_avx2_out_backward_w(bf.out_d, bf.conv2_h, grads + 205, grads + 397, n);
         small_conv2_avx2_conv2_backward_w(bf.conv2_d, bf.pool1_h, grads + 153, grads + 201, n);
         small_conv2_avx2_conv2_backward_x(bf.conv2_d, params + 153, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -9853,12 +11161,14 @@ static int small_conv2_avx2_rows_finite(const small_conv2_avx2_buffers *bf, int 
 static double small_conv2_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv2_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv2_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv2_avx2_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_conv2_avx2_conv1_forward(bf.input_h, params + 0, params + 150, bf.conv1_a,
                 n);
@@ -9866,7 +11176,7 @@ static double small_conv2_avx2_train_step_adam(float *params, float *m, float *v
         small_conv2_avx2_conv2_forward(bf.pool1_h, params + 153, params + 201, bf.conv2_a,
                 bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv2_avx2_head(bf.conv2_h, params + 205, params + 397, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
+                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n, n_all);
         if (small_conv2_avx2_rows_finite(&bf, n)) {
             small_conv2_avx2_out_backward_w_adam(bf.out_d, bf.conv2_h, params + 205, params + 397, m + 205, v + 205, ac, n);
             small_conv2_avx2_conv2_backward_x(bf.conv2_d, params + 153, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -9885,12 +11195,14 @@ static double small_conv2_avx2_train_step_adam(float *params, float *m, float *v
 static double small_conv2_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv2_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv2_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         if (mc) small_conv2_avx2_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_conv2_avx2_conv1_forward((mc ? bf.input_h : bt->x), params + 0, params + 150, bf.conv1_a,
                 n);
@@ -9899,7 +11211,7 @@ static double small_conv2_avx2_eval(const float *params, void *ws, const dn_batc
                 mc ? bf.conv2_mask : NULL, mc ? bf.conv2_h : NULL, n, bt->seed, bt->step);
         small_conv2_avx2_out_forward((mc ? bf.conv2_h : bf.conv2_a), params + 205, params + 397, bf.out_a,
                 n);
-        small_conv2_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv2_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv2_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -9966,6 +11278,10 @@ static double small_conv2_avx2_eval(const float *params, void *ws, const dn_batc
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -9974,6 +11290,10 @@ static double small_conv2_avx2_eval(const float *params, void *ws, const dn_batc
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -10078,6 +11398,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -10242,7 +11596,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -10254,7 +11608,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -10531,7 +11885,7 @@ static void small_conv2_avx512_conv1_forward(const float *restrict x, const floa
 }
 
 /* Weight gradients: dw [3, 2, 5, 5] = sum over rows of d (x) x, db [3] = sums of d.
- * d [n, 3, 10, 8] (row stride 240). Each element sums rows in order. */
+ * d [n, 3, 10, 8] (row stride 240). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -10540,14 +11894,1168 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
         const int c = 2 * t;
         if (c == 2) { /* the last filter alone */
             float g[50] = {0}, gb = 0.0f;
-            for (int r = 0; r < n; r++) {
-                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-                float sb = 0.0f;
-                for (int i = 0; i < 80; i++) sb += dr[i];
-                gb += sb;
+            { /* the bias gradient of filter c + 0 */
+                float sum;
+                float b_pend[1 * (1)];
+                const int b_depth = 1;
+                int b_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    float part = 0.0f;
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                        float sb = 0.0f;
+                        for (int i = 0; i < 80; i++) sb += dr[i];
+                        part += sb;
+                    }
+                    dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+                }
+                dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+                gb = sum;
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_0_0 = {0};
+                        float tail0_0[1] = {0};
+                        dn_v8 acc0_0_1 = {0};
+                        float tail0_1[1] = {0};
+                        dn_v8 acc0_0_2 = {0};
+                        float tail0_2[1] = {0};
+                        dn_v8 acc0_0_3 = {0};
+                        float tail0_3[1] = {0};
+                        dn_v8 acc0_0_4 = {0};
+                        float tail0_4[1] = {0};
+                        dn_v8 acc0_1_0 = {0};
+                        float tail1_0[1] = {0};
+                        dn_v8 acc0_1_1 = {0};
+                        float tail1_1[1] = {0};
+                        dn_v8 acc0_1_2 = {0};
+                        float tail1_2[1] = {0};
+                        dn_v8 acc0_1_3 = {0};
+                        float tail1_3[1] = {0};
+                        dn_v8 acc0_1_4 = {0};
+                        float tail1_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 1; oy < 2; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                            for (int oy = 2; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                        acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail0_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail0_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail0_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail0_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail0_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail1_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail1_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail1_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail1_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail1_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 0] = res[0];
+                    g[0 + ci * 25 + 1] = res[1];
+                    g[0 + ci * 25 + 2] = res[2];
+                    g[0 + ci * 25 + 3] = res[3];
+                    g[0 + ci * 25 + 4] = res[4];
+                    g[0 + ci * 25 + 5] = res[5];
+                    g[0 + ci * 25 + 6] = res[6];
+                    g[0 + ci * 25 + 7] = res[7];
+                    g[0 + ci * 25 + 8] = res[8];
+                    g[0 + ci * 25 + 9] = res[9];
+                }
+                { /* kernel rows 2 to 3 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_2_0 = {0};
+                        float tail2_0[1] = {0};
+                        dn_v8 acc0_2_1 = {0};
+                        float tail2_1[1] = {0};
+                        dn_v8 acc0_2_2 = {0};
+                        float tail2_2[1] = {0};
+                        dn_v8 acc0_2_3 = {0};
+                        float tail2_3[1] = {0};
+                        dn_v8 acc0_2_4 = {0};
+                        float tail2_4[1] = {0};
+                        dn_v8 acc0_3_0 = {0};
+                        float tail3_0[1] = {0};
+                        dn_v8 acc0_3_1 = {0};
+                        float tail3_1[1] = {0};
+                        dn_v8 acc0_3_2 = {0};
+                        float tail3_2[1] = {0};
+                        dn_v8 acc0_3_3 = {0};
+                        float tail3_3[1] = {0};
+                        dn_v8 acc0_3_4 = {0};
+                        float tail3_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 9; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                        acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            }
+                            for (int oy = 9; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail2_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail2_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail2_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail2_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail2_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail3_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail3_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail3_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail3_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail3_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 10] = res[0];
+                    g[0 + ci * 25 + 11] = res[1];
+                    g[0 + ci * 25 + 12] = res[2];
+                    g[0 + ci * 25 + 13] = res[3];
+                    g[0 + ci * 25 + 14] = res[4];
+                    g[0 + ci * 25 + 15] = res[5];
+                    g[0 + ci * 25 + 16] = res[6];
+                    g[0 + ci * 25 + 17] = res[7];
+                    g[0 + ci * 25 + 18] = res[8];
+                    g[0 + ci * 25 + 19] = res[9];
+                }
+                { /* kernel rows 4 to 4 */
+                    float res[5];
+                    float w_pend[1 * (5)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_4_0 = {0};
+                        float tail4_0[1] = {0};
+                        dn_v8 acc0_4_1 = {0};
+                        float tail4_1[1] = {0};
+                        dn_v8 acc0_4_2 = {0};
+                        float tail4_2[1] = {0};
+                        dn_v8 acc0_4_3 = {0};
+                        float tail4_3[1] = {0};
+                        dn_v8 acc0_4_4 = {0};
+                        float tail4_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 8; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                        acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            }
+                        }
+                        float part[5];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail4_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail4_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail4_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail4_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail4_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 5);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                    g[0 + ci * 25 + 20] = res[0];
+                    g[0 + ci * 25 + 21] = res[1];
+                    g[0 + ci * 25 + 22] = res[2];
+                    g[0 + ci * 25 + 23] = res[3];
+                    g[0 + ci * 25 + 24] = res[4];
+                }
+            }
+            for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+            db[c + 0] = gb;
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0};
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
+        }
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    float tail0_0[2] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    float tail0_1[2] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    float tail0_2[2] = {0};
+                    dn_v16 acc0_0_3 = {0};
+                    float tail0_3[2] = {0};
+                    dn_v16 acc0_0_4 = {0};
+                    float tail0_4[2] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    float tail1_0[2] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    float tail1_1[2] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    float tail1_2[2] = {0};
+                    dn_v16 acc0_1_3 = {0};
+                    float tail1_3[2] = {0};
+                    dn_v16 acc0_1_4 = {0};
+                    float tail1_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 0] = res[0];
+                g[50 + ci * 25 + 0] = res[1];
+                g[0 + ci * 25 + 1] = res[2];
+                g[50 + ci * 25 + 1] = res[3];
+                g[0 + ci * 25 + 2] = res[4];
+                g[50 + ci * 25 + 2] = res[5];
+                g[0 + ci * 25 + 3] = res[6];
+                g[50 + ci * 25 + 3] = res[7];
+                g[0 + ci * 25 + 4] = res[8];
+                g[50 + ci * 25 + 4] = res[9];
+                g[0 + ci * 25 + 5] = res[10];
+                g[50 + ci * 25 + 5] = res[11];
+                g[0 + ci * 25 + 6] = res[12];
+                g[50 + ci * 25 + 6] = res[13];
+                g[0 + ci * 25 + 7] = res[14];
+                g[50 + ci * 25 + 7] = res[15];
+                g[0 + ci * 25 + 8] = res[16];
+                g[50 + ci * 25 + 8] = res[17];
+                g[0 + ci * 25 + 9] = res[18];
+                g[50 + ci * 25 + 9] = res[19];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_2_0 = {0};
+                    float tail2_0[2] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    float tail2_1[2] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    float tail2_2[2] = {0};
+                    dn_v16 acc0_2_3 = {0};
+                    float tail2_3[2] = {0};
+                    dn_v16 acc0_2_4 = {0};
+                    float tail2_4[2] = {0};
+                    dn_v16 acc0_3_0 = {0};
+                    float tail3_0[2] = {0};
+                    dn_v16 acc0_3_1 = {0};
+                    float tail3_1[2] = {0};
+                    dn_v16 acc0_3_2 = {0};
+                    float tail3_2[2] = {0};
+                    dn_v16 acc0_3_3 = {0};
+                    float tail3_3[2] = {0};
+                    dn_v16 acc0_3_4 = {0};
+                    float tail3_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail2_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail2_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail3_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail3_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail3_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail3_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail3_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail3_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail3_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail3_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail3_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail3_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 10] = res[0];
+                g[50 + ci * 25 + 10] = res[1];
+                g[0 + ci * 25 + 11] = res[2];
+                g[50 + ci * 25 + 11] = res[3];
+                g[0 + ci * 25 + 12] = res[4];
+                g[50 + ci * 25 + 12] = res[5];
+                g[0 + ci * 25 + 13] = res[6];
+                g[50 + ci * 25 + 13] = res[7];
+                g[0 + ci * 25 + 14] = res[8];
+                g[50 + ci * 25 + 14] = res[9];
+                g[0 + ci * 25 + 15] = res[10];
+                g[50 + ci * 25 + 15] = res[11];
+                g[0 + ci * 25 + 16] = res[12];
+                g[50 + ci * 25 + 16] = res[13];
+                g[0 + ci * 25 + 17] = res[14];
+                g[50 + ci * 25 + 17] = res[15];
+                g[0 + ci * 25 + 18] = res[16];
+                g[50 + ci * 25 + 18] = res[17];
+                g[0 + ci * 25 + 19] = res[18];
+                g[50 + ci * 25 + 19] = res[19];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_4_0 = {0};
+                    float tail4_0[2] = {0};
+                    dn_v16 acc0_4_1 = {0};
+                    float tail4_1[2] = {0};
+                    dn_v16 acc0_4_2 = {0};
+                    float tail4_2[2] = {0};
+                    dn_v16 acc0_4_3 = {0};
+                    float tail4_3[2] = {0};
+                    dn_v16 acc0_4_4 = {0};
+                    float tail4_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    float part[10];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail4_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail4_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail4_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail4_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail4_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail4_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail4_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail4_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail4_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail4_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 20] = res[0];
+                g[50 + ci * 25 + 20] = res[1];
+                g[0 + ci * 25 + 21] = res[2];
+                g[50 + ci * 25 + 21] = res[3];
+                g[0 + ci * 25 + 22] = res[4];
+                g[50 + ci * 25 + 22] = res[5];
+                g[0 + ci * 25 + 23] = res[6];
+                g[50 + ci * 25 + 23] = res[7];
+                g[0 + ci * 25 + 24] = res[8];
+                g[50 + ci * 25 + 24] = res[9];
+            }
+        }
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 1) * 50 + e] = g[50 + e];
+        db[c + 1] = gb[1];
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 3; c++) {
+        float g[50] = {0}, gb = 0.0f;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_0_0 = {0};
                     float tail0_0[1] = {0};
                     dn_v8 acc0_0_1 = {0};
@@ -10568,7 +13076,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                     float tail1_3[1] = {0};
                     dn_v8 acc0_1_4 = {0};
                     float tail1_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 1; oy < 2; oy++) {
@@ -10611,13 +13119,14 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                             for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                            part[0] = sum + tail0_0[0];
                         }
                     }
                     {
@@ -10626,7 +13135,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                            part[1] = sum + tail0_1[0];
                         }
                     }
                     {
@@ -10635,7 +13144,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                            part[2] = sum + tail0_2[0];
                         }
                     }
                     {
@@ -10644,7 +13153,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                            part[3] = sum + tail0_3[0];
                         }
                     }
                     {
@@ -10653,7 +13162,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                            part[4] = sum + tail0_4[0];
                         }
                     }
                     {
@@ -10662,7 +13171,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                            part[5] = sum + tail1_0[0];
                         }
                     }
                     {
@@ -10671,7 +13180,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                            part[6] = sum + tail1_1[0];
                         }
                     }
                     {
@@ -10680,7 +13189,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                            part[7] = sum + tail1_2[0];
                         }
                     }
                     {
@@ -10689,7 +13198,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                            part[8] = sum + tail1_3[0];
                         }
                     }
                     {
@@ -10698,11 +13207,30 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                            part[9] = sum + tail1_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 2 to 3 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 0] = res[0];
+                g[0 + ci * 25 + 1] = res[1];
+                g[0 + ci * 25 + 2] = res[2];
+                g[0 + ci * 25 + 3] = res[3];
+                g[0 + ci * 25 + 4] = res[4];
+                g[0 + ci * 25 + 5] = res[5];
+                g[0 + ci * 25 + 6] = res[6];
+                g[0 + ci * 25 + 7] = res[7];
+                g[0 + ci * 25 + 8] = res[8];
+                g[0 + ci * 25 + 9] = res[9];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_2_0 = {0};
                     float tail2_0[1] = {0};
                     dn_v8 acc0_2_1 = {0};
@@ -10723,7 +13251,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                     float tail3_3[1] = {0};
                     dn_v8 acc0_3_4 = {0};
                     float tail3_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 9; oy++) {
@@ -10766,13 +13294,14 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                             for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                            part[0] = sum + tail2_0[0];
                         }
                     }
                     {
@@ -10781,7 +13310,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                            part[1] = sum + tail2_1[0];
                         }
                     }
                     {
@@ -10790,7 +13319,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                            part[2] = sum + tail2_2[0];
                         }
                     }
                     {
@@ -10799,7 +13328,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                            part[3] = sum + tail2_3[0];
                         }
                     }
                     {
@@ -10808,7 +13337,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                            part[4] = sum + tail2_4[0];
                         }
                     }
                     {
@@ -10817,7 +13346,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                            part[5] = sum + tail3_0[0];
                         }
                     }
                     {
@@ -10826,7 +13355,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                            part[6] = sum + tail3_1[0];
                         }
                     }
                     {
@@ -10835,7 +13364,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                            part[7] = sum + tail3_2[0];
                         }
                     }
                     {
@@ -10844,7 +13373,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                            part[8] = sum + tail3_3[0];
                         }
                     }
                     {
@@ -10853,11 +13382,30 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                            part[9] = sum + tail3_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 4 to 4 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 10] = res[0];
+                g[0 + ci * 25 + 11] = res[1];
+                g[0 + ci * 25 + 12] = res[2];
+                g[0 + ci * 25 + 13] = res[3];
+                g[0 + ci * 25 + 14] = res[4];
+                g[0 + ci * 25 + 15] = res[5];
+                g[0 + ci * 25 + 16] = res[6];
+                g[0 + ci * 25 + 17] = res[7];
+                g[0 + ci * 25 + 18] = res[8];
+                g[0 + ci * 25 + 19] = res[9];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[5];
+                float w_pend[1 * (5)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_4_0 = {0};
                     float tail4_0[1] = {0};
                     dn_v8 acc0_4_1 = {0};
@@ -10868,7 +13416,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                     float tail4_3[1] = {0};
                     dn_v8 acc0_4_4 = {0};
                     float tail4_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 8; oy++) {
@@ -10887,13 +13435,14 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                             for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
+                    float part[5];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                            part[0] = sum + tail4_0[0];
                         }
                     }
                     {
@@ -10902,7 +13451,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                            part[1] = sum + tail4_1[0];
                         }
                     }
                     {
@@ -10911,7 +13460,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                            part[2] = sum + tail4_2[0];
                         }
                     }
                     {
@@ -10920,7 +13469,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                            part[3] = sum + tail4_3[0];
                         }
                     }
                     {
@@ -10929,970 +13478,17 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                            part[4] = sum + tail4_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 5);
                 }
-            }
-            for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
-            db[c + 0] = gb;
-            continue;
-        }
-        float g[100] = {0}, gb[2] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
-        }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0_0 = {0};
-                float tail0_0[2] = {0};
-                dn_v16 acc0_0_1 = {0};
-                float tail0_1[2] = {0};
-                dn_v16 acc0_0_2 = {0};
-                float tail0_2[2] = {0};
-                dn_v16 acc0_0_3 = {0};
-                float tail0_3[2] = {0};
-                dn_v16 acc0_0_4 = {0};
-                float tail0_4[2] = {0};
-                dn_v16 acc0_1_0 = {0};
-                float tail1_0[2] = {0};
-                dn_v16 acc0_1_1 = {0};
-                float tail1_1[2] = {0};
-                dn_v16 acc0_1_2 = {0};
-                float tail1_2[2] = {0};
-                dn_v16 acc0_1_3 = {0};
-                float tail1_3[2] = {0};
-                dn_v16 acc0_1_4 = {0};
-                float tail1_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v16 acc0_2_0 = {0};
-                float tail2_0[2] = {0};
-                dn_v16 acc0_2_1 = {0};
-                float tail2_1[2] = {0};
-                dn_v16 acc0_2_2 = {0};
-                float tail2_2[2] = {0};
-                dn_v16 acc0_2_3 = {0};
-                float tail2_3[2] = {0};
-                dn_v16 acc0_2_4 = {0};
-                float tail2_4[2] = {0};
-                dn_v16 acc0_3_0 = {0};
-                float tail3_0[2] = {0};
-                dn_v16 acc0_3_1 = {0};
-                float tail3_1[2] = {0};
-                dn_v16 acc0_3_2 = {0};
-                float tail3_2[2] = {0};
-                dn_v16 acc0_3_3 = {0};
-                float tail3_3[2] = {0};
-                dn_v16 acc0_3_4 = {0};
-                float tail3_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v16 acc0_4_0 = {0};
-                float tail4_0[2] = {0};
-                dn_v16 acc0_4_1 = {0};
-                float tail4_1[2] = {0};
-                dn_v16 acc0_4_2 = {0};
-                float tail4_2[2] = {0};
-                dn_v16 acc0_4_3 = {0};
-                float tail4_3[2] = {0};
-                dn_v16 acc0_4_4 = {0};
-                float tail4_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
-                    }
-                }
-            }
-        }
-        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
-        db[c + 0] = gb[0];
-        for (int e = 0; e < 50; e++) dw[(size_t)(c + 1) * 50 + e] = g[50 + e];
-        db[c + 1] = gb[1];
-    }
-#else
-    DN_OMP(omp for schedule(static) nowait)
-    for (int c = 0; c < 3; c++) {
-        float g[50] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_0_3 = {0};
-                float tail0_3[1] = {0};
-                dn_v8 acc0_0_4 = {0};
-                float tail0_4[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_1_3 = {0};
-                float tail1_3[1] = {0};
-                dn_v8 acc0_1_4 = {0};
-                float tail1_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                dn_v8 acc0_2_3 = {0};
-                float tail2_3[1] = {0};
-                dn_v8 acc0_2_4 = {0};
-                float tail2_4[1] = {0};
-                dn_v8 acc0_3_0 = {0};
-                float tail3_0[1] = {0};
-                dn_v8 acc0_3_1 = {0};
-                float tail3_1[1] = {0};
-                dn_v8 acc0_3_2 = {0};
-                float tail3_2[1] = {0};
-                dn_v8 acc0_3_3 = {0};
-                float tail3_3[1] = {0};
-                dn_v8 acc0_3_4 = {0};
-                float tail3_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v8 acc0_4_0 = {0};
-                float tail4_0[1] = {0};
-                dn_v8 acc0_4_1 = {0};
-                float tail4_1[1] = {0};
-                dn_v8 acc0_4_2 = {0};
-                float tail4_2[1] = {0};
-                dn_v8 acc0_4_3 = {0};
-                float tail4_3[1] = {0};
-                dn_v8 acc0_4_4 = {0};
-                float tail4_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                g[0 + ci * 25 + 20] = res[0];
+                g[0 + ci * 25 + 21] = res[1];
+                g[0 + ci * 25 + 22] = res[2];
+                g[0 + ci * 25 + 23] = res[3];
+                g[0 + ci * 25 + 24] = res[4];
             }
         }
         for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
@@ -11912,14 +13508,1171 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
         const int c = 2 * t;
         if (c == 2) { /* the last filter alone */
             float g[50] = {0}, gb = 0.0f;
-            for (int r = 0; r < n; r++) {
-                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-                float sb = 0.0f;
-                for (int i = 0; i < 80; i++) sb += dr[i];
-                gb += sb;
+            { /* the bias gradient of filter c + 0 */
+                float sum;
+                float b_pend[1 * (1)];
+                const int b_depth = 1;
+                int b_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    float part = 0.0f;
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                        float sb = 0.0f;
+                        for (int i = 0; i < 80; i++) sb += dr[i];
+                        part += sb;
+                    }
+                    dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+                }
+                dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+                gb = sum;
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_0_0 = {0};
+                        float tail0_0[1] = {0};
+                        dn_v8 acc0_0_1 = {0};
+                        float tail0_1[1] = {0};
+                        dn_v8 acc0_0_2 = {0};
+                        float tail0_2[1] = {0};
+                        dn_v8 acc0_0_3 = {0};
+                        float tail0_3[1] = {0};
+                        dn_v8 acc0_0_4 = {0};
+                        float tail0_4[1] = {0};
+                        dn_v8 acc0_1_0 = {0};
+                        float tail1_0[1] = {0};
+                        dn_v8 acc0_1_1 = {0};
+                        float tail1_1[1] = {0};
+                        dn_v8 acc0_1_2 = {0};
+                        float tail1_2[1] = {0};
+                        dn_v8 acc0_1_3 = {0};
+                        float tail1_3[1] = {0};
+                        dn_v8 acc0_1_4 = {0};
+                        float tail1_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 1; oy < 2; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                            for (int oy = 2; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                                const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                        acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                        acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail0_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail0_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail0_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail0_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_0_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail0_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail1_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail1_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail1_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail1_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_1_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail1_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 0] = res[0];
+                    g[0 + ci * 25 + 1] = res[1];
+                    g[0 + ci * 25 + 2] = res[2];
+                    g[0 + ci * 25 + 3] = res[3];
+                    g[0 + ci * 25 + 4] = res[4];
+                    g[0 + ci * 25 + 5] = res[5];
+                    g[0 + ci * 25 + 6] = res[6];
+                    g[0 + ci * 25 + 7] = res[7];
+                    g[0 + ci * 25 + 8] = res[8];
+                    g[0 + ci * 25 + 9] = res[9];
+                }
+                { /* kernel rows 2 to 3 */
+                    float res[10];
+                    float w_pend[1 * (10)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_2_0 = {0};
+                        float tail2_0[1] = {0};
+                        dn_v8 acc0_2_1 = {0};
+                        float tail2_1[1] = {0};
+                        dn_v8 acc0_2_2 = {0};
+                        float tail2_2[1] = {0};
+                        dn_v8 acc0_2_3 = {0};
+                        float tail2_3[1] = {0};
+                        dn_v8 acc0_2_4 = {0};
+                        float tail2_4[1] = {0};
+                        dn_v8 acc0_3_0 = {0};
+                        float tail3_0[1] = {0};
+                        dn_v8 acc0_3_1 = {0};
+                        float tail3_1[1] = {0};
+                        dn_v8 acc0_3_2 = {0};
+                        float tail3_2[1] = {0};
+                        dn_v8 acc0_3_3 = {0};
+                        float tail3_3[1] = {0};
+                        dn_v8 acc0_3_4 = {0};
+                        float tail3_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 9; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                        acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                                for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            }
+                            for (int oy = 9; oy < 10; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                        acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            }
+                        }
+                        float part[10];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail2_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail2_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail2_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail2_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_2_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail2_4[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[5] = sum + tail3_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[6] = sum + tail3_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[7] = sum + tail3_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[8] = sum + tail3_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_3_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[9] = sum + tail3_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                    g[0 + ci * 25 + 10] = res[0];
+                    g[0 + ci * 25 + 11] = res[1];
+                    g[0 + ci * 25 + 12] = res[2];
+                    g[0 + ci * 25 + 13] = res[3];
+                    g[0 + ci * 25 + 14] = res[4];
+                    g[0 + ci * 25 + 15] = res[5];
+                    g[0 + ci * 25 + 16] = res[6];
+                    g[0 + ci * 25 + 17] = res[7];
+                    g[0 + ci * 25 + 18] = res[8];
+                    g[0 + ci * 25 + 19] = res[9];
+                }
+                { /* kernel rows 4 to 4 */
+                    float res[5];
+                    float w_pend[1 * (5)];
+                    const int w_depth = 1;
+                    int w_count = 0;
+                    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                        dn_v8 acc0_4_0 = {0};
+                        float tail4_0[1] = {0};
+                        dn_v8 acc0_4_1 = {0};
+                        float tail4_1[1] = {0};
+                        dn_v8 acc0_4_2 = {0};
+                        float tail4_2[1] = {0};
+                        dn_v8 acc0_4_3 = {0};
+                        float tail4_3[1] = {0};
+                        dn_v8 acc0_4_4 = {0};
+                        float tail4_4[1] = {0};
+                        for (int r = c0; r < c1; r++) {
+                            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                            const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                            for (int oy = 0; oy < 8; oy++) {
+                                const float *drow = dr + oy * 8;
+                                const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                                for (int ox = 0; ox < 8; ox += 8) {
+                                    const dn_v8 dv0 = dn_load8(drow + ox);
+                                    {
+                                        const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                        acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                    }
+                                }
+                                for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                                for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                                for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                                for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            }
+                        }
+                        float part[5];
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_0);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[0] = sum + tail4_0[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_1);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[1] = sum + tail4_1[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_2);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[2] = sum + tail4_2[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_3);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[3] = sum + tail4_3[0];
+                            }
+                        }
+                        {
+                            float lanes[8];
+                            dn_store8(lanes, acc0_4_4);
+                            {
+                                float sum = 0.0f;
+                                for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                                part[4] = sum + tail4_4[0];
+                            }
+                        }
+                        dn_tree_push(w_pend, w_depth, &w_count, part, 5);
+                    }
+                    dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                    g[0 + ci * 25 + 20] = res[0];
+                    g[0 + ci * 25 + 21] = res[1];
+                    g[0 + ci * 25 + 22] = res[2];
+                    g[0 + ci * 25 + 23] = res[3];
+                    g[0 + ci * 25 + 24] = res[4];
+                }
+            }
+            for (int e = 0; e < 50; e++)
+                dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+            dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0};
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
+        }
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    float tail0_0[2] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    float tail0_1[2] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    float tail0_2[2] = {0};
+                    dn_v16 acc0_0_3 = {0};
+                    float tail0_3[2] = {0};
+                    dn_v16 acc0_0_4 = {0};
+                    float tail0_4[2] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    float tail1_0[2] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    float tail1_1[2] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    float tail1_2[2] = {0};
+                    dn_v16 acc0_1_3 = {0};
+                    float tail1_3[2] = {0};
+                    dn_v16 acc0_1_4 = {0};
+                    float tail1_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 0] = res[0];
+                g[50 + ci * 25 + 0] = res[1];
+                g[0 + ci * 25 + 1] = res[2];
+                g[50 + ci * 25 + 1] = res[3];
+                g[0 + ci * 25 + 2] = res[4];
+                g[50 + ci * 25 + 2] = res[5];
+                g[0 + ci * 25 + 3] = res[6];
+                g[50 + ci * 25 + 3] = res[7];
+                g[0 + ci * 25 + 4] = res[8];
+                g[50 + ci * 25 + 4] = res[9];
+                g[0 + ci * 25 + 5] = res[10];
+                g[50 + ci * 25 + 5] = res[11];
+                g[0 + ci * 25 + 6] = res[12];
+                g[50 + ci * 25 + 6] = res[13];
+                g[0 + ci * 25 + 7] = res[14];
+                g[50 + ci * 25 + 7] = res[15];
+                g[0 + ci * 25 + 8] = res[16];
+                g[50 + ci * 25 + 8] = res[17];
+                g[0 + ci * 25 + 9] = res[18];
+                g[50 + ci * 25 + 9] = res[19];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[20];
+                float w_pend[1 * (20)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_2_0 = {0};
+                    float tail2_0[2] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    float tail2_1[2] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    float tail2_2[2] = {0};
+                    dn_v16 acc0_2_3 = {0};
+                    float tail2_3[2] = {0};
+                    dn_v16 acc0_2_4 = {0};
+                    float tail2_4[2] = {0};
+                    dn_v16 acc0_3_0 = {0};
+                    float tail3_0[2] = {0};
+                    dn_v16 acc0_3_1 = {0};
+                    float tail3_1[2] = {0};
+                    dn_v16 acc0_3_2 = {0};
+                    float tail3_2[2] = {0};
+                    dn_v16 acc0_3_3 = {0};
+                    float tail3_3[2] = {0};
+                    dn_v16 acc0_3_4 = {0};
+                    float tail3_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    float part[20];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail2_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail2_4[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail3_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail3_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail3_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail3_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail3_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail3_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail3_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail3_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail3_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail3_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 20);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 20);
+                g[0 + ci * 25 + 10] = res[0];
+                g[50 + ci * 25 + 10] = res[1];
+                g[0 + ci * 25 + 11] = res[2];
+                g[50 + ci * 25 + 11] = res[3];
+                g[0 + ci * 25 + 12] = res[4];
+                g[50 + ci * 25 + 12] = res[5];
+                g[0 + ci * 25 + 13] = res[6];
+                g[50 + ci * 25 + 13] = res[7];
+                g[0 + ci * 25 + 14] = res[8];
+                g[50 + ci * 25 + 14] = res[9];
+                g[0 + ci * 25 + 15] = res[10];
+                g[50 + ci * 25 + 15] = res[11];
+                g[0 + ci * 25 + 16] = res[12];
+                g[50 + ci * 25 + 16] = res[13];
+                g[0 + ci * 25 + 17] = res[14];
+                g[50 + ci * 25 + 17] = res[15];
+                g[0 + ci * 25 + 18] = res[16];
+                g[50 + ci * 25 + 18] = res[17];
+                g[0 + ci * 25 + 19] = res[18];
+                g[50 + ci * 25 + 19] = res[19];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_4_0 = {0};
+                    float tail4_0[2] = {0};
+                    dn_v16 acc0_4_1 = {0};
+                    float tail4_1[2] = {0};
+                    dn_v16 acc0_4_2 = {0};
+                    float tail4_2[2] = {0};
+                    dn_v16 acc0_4_3 = {0};
+                    float tail4_3[2] = {0};
+                    dn_v16 acc0_4_4 = {0};
+                    float tail4_4[2] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                                }
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    float part[10];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail4_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail4_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail4_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail4_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail4_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail4_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail4_3[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail4_3[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail4_4[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail4_4[1];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
+                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 20] = res[0];
+                g[50 + ci * 25 + 20] = res[1];
+                g[0 + ci * 25 + 21] = res[2];
+                g[50 + ci * 25 + 21] = res[3];
+                g[0 + ci * 25 + 22] = res[4];
+                g[50 + ci * 25 + 22] = res[5];
+                g[0 + ci * 25 + 23] = res[6];
+                g[50 + ci * 25 + 23] = res[7];
+                g[0 + ci * 25 + 24] = res[8];
+                g[50 + ci * 25 + 24] = res[9];
+            }
+        }
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 1) * 50 + e, mw + (size_t)(c + 1) * 50 + e, vw + (size_t)(c + 1) * 50 + e, g[50 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 3; c++) {
+        float g[50] = {0}, gb = 0.0f;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 80; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_0_0 = {0};
                     float tail0_0[1] = {0};
                     dn_v8 acc0_0_1 = {0};
@@ -11940,7 +14693,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                     float tail1_3[1] = {0};
                     dn_v8 acc0_1_4 = {0};
                     float tail1_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 1; oy < 2; oy++) {
@@ -11983,13 +14736,14 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                             for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                            part[0] = sum + tail0_0[0];
                         }
                     }
                     {
@@ -11998,7 +14752,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                            part[1] = sum + tail0_1[0];
                         }
                     }
                     {
@@ -12007,7 +14761,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                            part[2] = sum + tail0_2[0];
                         }
                     }
                     {
@@ -12016,7 +14770,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                            part[3] = sum + tail0_3[0];
                         }
                     }
                     {
@@ -12025,7 +14779,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                            part[4] = sum + tail0_4[0];
                         }
                     }
                     {
@@ -12034,7 +14788,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                            part[5] = sum + tail1_0[0];
                         }
                     }
                     {
@@ -12043,7 +14797,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                            part[6] = sum + tail1_1[0];
                         }
                     }
                     {
@@ -12052,7 +14806,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                            part[7] = sum + tail1_2[0];
                         }
                     }
                     {
@@ -12061,7 +14815,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                            part[8] = sum + tail1_3[0];
                         }
                     }
                     {
@@ -12070,11 +14824,30 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                            part[9] = sum + tail1_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 2 to 3 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 0] = res[0];
+                g[0 + ci * 25 + 1] = res[1];
+                g[0 + ci * 25 + 2] = res[2];
+                g[0 + ci * 25 + 3] = res[3];
+                g[0 + ci * 25 + 4] = res[4];
+                g[0 + ci * 25 + 5] = res[5];
+                g[0 + ci * 25 + 6] = res[6];
+                g[0 + ci * 25 + 7] = res[7];
+                g[0 + ci * 25 + 8] = res[8];
+                g[0 + ci * 25 + 9] = res[9];
+            }
+            { /* kernel rows 2 to 3 */
+                float res[10];
+                float w_pend[1 * (10)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_2_0 = {0};
                     float tail2_0[1] = {0};
                     dn_v8 acc0_2_1 = {0};
@@ -12095,7 +14868,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                     float tail3_3[1] = {0};
                     dn_v8 acc0_3_4 = {0};
                     float tail3_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 9; oy++) {
@@ -12138,13 +14911,14 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                             for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
+                    float part[10];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                            part[0] = sum + tail2_0[0];
                         }
                     }
                     {
@@ -12153,7 +14927,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                            part[1] = sum + tail2_1[0];
                         }
                     }
                     {
@@ -12162,7 +14936,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                            part[2] = sum + tail2_2[0];
                         }
                     }
                     {
@@ -12171,7 +14945,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                            part[3] = sum + tail2_3[0];
                         }
                     }
                     {
@@ -12180,7 +14954,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                            part[4] = sum + tail2_4[0];
                         }
                     }
                     {
@@ -12189,7 +14963,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                            part[5] = sum + tail3_0[0];
                         }
                     }
                     {
@@ -12198,7 +14972,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                            part[6] = sum + tail3_1[0];
                         }
                     }
                     {
@@ -12207,7 +14981,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                            part[7] = sum + tail3_2[0];
                         }
                     }
                     {
@@ -12216,7 +14990,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                            part[8] = sum + tail3_3[0];
                         }
                     }
                     {
@@ -12225,11 +14999,30 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                            part[9] = sum + tail3_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 10);
                 }
-                { /* kernel rows 4 to 4 */
+                dn_tree_finish(w_pend, w_depth, w_count, res, 10);
+                g[0 + ci * 25 + 10] = res[0];
+                g[0 + ci * 25 + 11] = res[1];
+                g[0 + ci * 25 + 12] = res[2];
+                g[0 + ci * 25 + 13] = res[3];
+                g[0 + ci * 25 + 14] = res[4];
+                g[0 + ci * 25 + 15] = res[5];
+                g[0 + ci * 25 + 16] = res[6];
+                g[0 + ci * 25 + 17] = res[7];
+                g[0 + ci * 25 + 18] = res[8];
+                g[0 + ci * 25 + 19] = res[9];
+            }
+            { /* kernel rows 4 to 4 */
+                float res[5];
+                float w_pend[1 * (5)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
                     dn_v8 acc0_4_0 = {0};
                     float tail4_0[1] = {0};
                     dn_v8 acc0_4_1 = {0};
@@ -12240,7 +15033,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                     float tail4_3[1] = {0};
                     dn_v8 acc0_4_4 = {0};
                     float tail4_4[1] = {0};
-                    for (int r = 0; r < n; r++) {
+                    for (int r = c0; r < c1; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                         for (int oy = 0; oy < 8; oy++) {
@@ -12259,13 +15052,14 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                             for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
+                    float part[5];
                     {
                         float lanes[8];
                         dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                            part[0] = sum + tail4_0[0];
                         }
                     }
                     {
@@ -12274,7 +15068,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                            part[1] = sum + tail4_1[0];
                         }
                     }
                     {
@@ -12283,7 +15077,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                            part[2] = sum + tail4_2[0];
                         }
                     }
                     {
@@ -12292,7 +15086,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                            part[3] = sum + tail4_3[0];
                         }
                     }
                     {
@@ -12301,973 +15095,17 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                            part[4] = sum + tail4_4[0];
                         }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 5);
                 }
-            }
-            for (int e = 0; e < 50; e++)
-                dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
-            dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
-            continue;
-        }
-        float g[100] = {0}, gb[2] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[0] += sb;
-        }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb[1] += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0_0 = {0};
-                float tail0_0[2] = {0};
-                dn_v16 acc0_0_1 = {0};
-                float tail0_1[2] = {0};
-                dn_v16 acc0_0_2 = {0};
-                float tail0_2[2] = {0};
-                dn_v16 acc0_0_3 = {0};
-                float tail0_3[2] = {0};
-                dn_v16 acc0_0_4 = {0};
-                float tail0_4[2] = {0};
-                dn_v16 acc0_1_0 = {0};
-                float tail1_0[2] = {0};
-                dn_v16 acc0_1_1 = {0};
-                float tail1_1[2] = {0};
-                dn_v16 acc0_1_2 = {0};
-                float tail1_2[2] = {0};
-                dn_v16 acc0_1_3 = {0};
-                float tail1_3[2] = {0};
-                dn_v16 acc0_1_4 = {0};
-                float tail1_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v16 acc0_2_0 = {0};
-                float tail2_0[2] = {0};
-                dn_v16 acc0_2_1 = {0};
-                float tail2_1[2] = {0};
-                dn_v16 acc0_2_2 = {0};
-                float tail2_2[2] = {0};
-                dn_v16 acc0_2_3 = {0};
-                float tail2_3[2] = {0};
-                dn_v16 acc0_2_4 = {0};
-                float tail2_4[2] = {0};
-                dn_v16 acc0_3_0 = {0};
-                float tail3_0[2] = {0};
-                dn_v16 acc0_3_1 = {0};
-                float tail3_1[2] = {0};
-                dn_v16 acc0_3_2 = {0};
-                float tail3_2[2] = {0};
-                dn_v16 acc0_3_3 = {0};
-                float tail3_3[2] = {0};
-                dn_v16 acc0_3_4 = {0};
-                float tail3_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v16 acc0_4_0 = {0};
-                float tail4_0[2] = {0};
-                dn_v16 acc0_4_1 = {0};
-                float tail4_1[2] = {0};
-                dn_v16 acc0_4_2 = {0};
-                float tail4_2[2] = {0};
-                dn_v16 acc0_4_3 = {0};
-                float tail4_3[2] = {0};
-                dn_v16 acc0_4_4 = {0};
-                float tail4_4[2] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
-                    }
-                }
-            }
-        }
-        for (int e = 0; e < 50; e++)
-            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
-        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
-        for (int e = 0; e < 50; e++)
-            dn_adam1(w + (size_t)(c + 1) * 50 + e, mw + (size_t)(c + 1) * 50 + e, vw + (size_t)(c + 1) * 50 + e, g[50 + e], ac);
-        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
-    }
-#else
-    DN_OMP(omp for schedule(static) nowait)
-    for (int c = 0; c < 3; c++) {
-        float g[50] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
-            float sb = 0.0f;
-            for (int i = 0; i < 80; i++) sb += dr[i];
-            gb += sb;
-        }
-        for (int ci = 0; ci < 2; ci++) {
-            { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_0_3 = {0};
-                float tail0_3[1] = {0};
-                dn_v8 acc0_0_4 = {0};
-                float tail0_4[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_1_3 = {0};
-                float tail1_3[1] = {0};
-                dn_v8 acc0_1_4 = {0};
-                float tail1_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 2; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                    for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
-                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 2 to 3 */
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                dn_v8 acc0_2_3 = {0};
-                float tail2_3[1] = {0};
-                dn_v8 acc0_2_4 = {0};
-                float tail2_4[1] = {0};
-                dn_v8 acc0_3_0 = {0};
-                float tail3_0[1] = {0};
-                dn_v8 acc0_3_1 = {0};
-                float tail3_1[1] = {0};
-                dn_v8 acc0_3_2 = {0};
-                float tail3_2[1] = {0};
-                dn_v8 acc0_3_3 = {0};
-                float tail3_3[1] = {0};
-                dn_v8 acc0_3_4 = {0};
-                float tail3_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
-                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
-                    }
-                    for (int oy = 9; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_3_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
-                    }
-                }
-            }
-            { /* kernel rows 4 to 4 */
-                dn_v8 acc0_4_0 = {0};
-                float tail4_0[1] = {0};
-                dn_v8 acc0_4_1 = {0};
-                float tail4_1[1] = {0};
-                dn_v8 acc0_4_2 = {0};
-                float tail4_2[1] = {0};
-                dn_v8 acc0_4_3 = {0};
-                float tail4_3[1] = {0};
-                dn_v8 acc0_4_4 = {0};
-                float tail4_4[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8;
-                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
-                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
-                            }
-                        }
-                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_3);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
-                    }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_4_4);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 5);
+                g[0 + ci * 25 + 20] = res[0];
+                g[0 + ci * 25 + 21] = res[1];
+                g[0 + ci * 25 + 22] = res[2];
+                g[0 + ci * 25 + 23] = res[3];
+                g[0 + ci * 25 + 24] = res[4];
             }
         }
         for (int e = 0; e < 50; e++)
@@ -13403,50 +15241,62 @@ static void small_conv2_avx512_conv2_forward(const float *restrict x, const floa
 }
 
 /* Weight gradients: dw [4, 3, 2, 2] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 3, 2] (row stride 24). Each element sums rows in order. */
+ * d [n, 4, 3, 2] (row stride 24). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv2_avx512_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
-                    gc[3] += sum;
+        float res[13];
+        float w_pend[1 * (13)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[13] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[12] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 13);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 13);
+        memcpy(g, res, sizeof(float) * 12);
+        gb = res[12];
         for (int e = 0; e < 12; e++) dw[(size_t)(c + 0) * 12 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -13460,44 +15310,56 @@ static void small_conv2_avx512_conv2_backward_w_adam(const float *restrict d, co
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            float sb = 0.0f;
-            for (int i = 0; i < 6; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 3; ci++) {
-                const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 2; oy++)
-                        for (int ox = 0; ox < 1; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
-                    gc[3] += sum;
+        float res[13];
+        float w_pend[1 * (13)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[13] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
+                float sb = 0.0f;
+                for (int i = 0; i < 6; i++) sb += dr[i];
+                part[12] += sb;
+                for (int ci = 0; ci < 3; ci++) {
+                    const float *xc = x + (size_t)r * 24 + (size_t)ci * 6;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 2 + ox * 1 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 2; oy++)
+                            for (int ox = 0; ox < 1; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 2 + ox * 1 + 1];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 13);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 13);
+        memcpy(g, res, sizeof(float) * 12);
+        gb = res[12];
         for (int e = 0; e < 12; e++)
             dn_adam1(w + (size_t)(c + 0) * 12 + e, mw + (size_t)(c + 0) * 12 + e, vw + (size_t)(c + 0) * 12 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -14034,7 +15896,7 @@ static void small_conv2_avx512_out_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [4, 24] = d^T x (in w's panels), db [4] = column sums of d.
  * d [n, 4] (row stride 8), x [n, 24] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv2_avx512_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -14044,49 +15906,69 @@ static void small_conv2_avx512_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -14101,41 +15983,61 @@ static void small_conv2_avx512_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -14158,10 +16060,19 @@ static void small_conv2_avx512_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -14173,43 +16084,52 @@ static void small_conv2_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            dn_v8 c60 = {0};
-            dn_v8 c70 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-                g = dn_splat16(xr[6]);
-                c60 = dn_fma8(dn_lo8(g), d0, c60);
-                g = dn_splat16(xr[7]);
-                c70 = dn_fma8(dn_lo8(g), d0, c70);
-            }
             float z[8][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
-            dn_store8(&z[6][0], c60);
-            dn_store8(&z[7][0], c70);
+            float t_pend[1 * (64)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                    g = dn_splat16(xr[6]);
+                    c60 = dn_fma8(dn_lo8(g), d0, c60);
+                    g = dn_splat16(xr[7]);
+                    c70 = dn_fma8(dn_lo8(g), d0, c70);
+                }
+                float part[8][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_store8(&part[6][0], c60);
+                dn_store8(&part[7][0], c70);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -14224,10 +16144,19 @@ static void small_conv2_avx512_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 192 + u, v + 192 + u, gs, ac);
             }
         {
@@ -14239,35 +16168,44 @@ static void small_conv2_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 24;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 192 + (size_t)(i0 + i) * 8;
@@ -14288,7 +16226,7 @@ static void small_conv2_avx512_out_backward_w_adam(const float *restrict d, cons
 static void small_conv2_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)a_prev;
     _Alignas(64) float wt[192];
     for (int e = 0; e < 3; e++) {
@@ -14297,7 +16235,7 @@ static void small_conv2_avx512_head(const float *restrict x, const float *restri
         float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
         dn_transpose8x8(src, dst);
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -14632,8 +16570,8 @@ static void small_conv2_avx512_head(const float *restrict x, const float *restri
  * (values) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 4). */
 static void small_conv2_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -14663,14 +16601,24 @@ static void small_conv2_avx512_loss(const float *restrict z, const int32_t *rest
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv2_avx512_sum_rows(const small_conv2_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -14681,12 +16629,14 @@ static double small_conv2_avx512_sum_rows(const small_conv2_avx512_buffers *bf, 
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_conv2_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_conv2_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv2_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv2_avx512_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_conv2_avx512_conv1_forward(bf.input_h, params + 0, params + 150, bf.conv1_a,
                 n);
@@ -14694,7 +16644,7 @@ static double small_conv2_avx512_train_step(float *params, float *grads, void *w
         small_conv2_avx512_conv2_forward(bf.pool1_h, params + 153, params + 201, bf.conv2_a,
                 bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv2_avx512_head(bf.conv2_h, params + 205, params + 397, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
+                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n, n_all);
         small_conv2_avx512_out_backward_w(bf.out_d, bf.conv2_h, grads + 205, grads + 397, n);
         small_conv2_avx512_conv2_backward_w(bf.conv2_d, bf.pool1_h, grads + 153, grads + 201, n);
         small_conv2_avx512_conv2_backward_x(bf.conv2_d, params + 153, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -14718,12 +16668,14 @@ static int small_conv2_avx512_rows_finite(const small_conv2_avx512_buffers *bf, 
 static double small_conv2_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv2_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv2_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv2_avx512_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_conv2_avx512_conv1_forward(bf.input_h, params + 0, params + 150, bf.conv1_a,
                 n);
@@ -14731,7 +16683,7 @@ static double small_conv2_avx512_train_step_adam(float *params, float *m, float 
         small_conv2_avx512_conv2_forward(bf.pool1_h, params + 153, params + 201, bf.conv2_a,
                 bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv2_avx512_head(bf.conv2_h, params + 205, params + 397, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
+                bf.conv2_d, bf.conv2_mask, bf.conv2_a, n, n_all);
         if (small_conv2_avx512_rows_finite(&bf, n)) {
             small_conv2_avx512_out_backward_w_adam(bf.out_d, bf.conv2_h, params + 205, params + 397, m + 205, v + 205, ac, n);
             small_conv2_avx512_conv2_backward_x(bf.conv2_d, params + 153, bf.pool1_d, bf.pool1_mask, bf.pool1_a, n);
@@ -14750,12 +16702,14 @@ static double small_conv2_avx512_train_step_adam(float *params, float *m, float 
 static double small_conv2_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv2_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv2_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         if (mc) small_conv2_avx512_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);
         small_conv2_avx512_conv1_forward((mc ? bf.input_h : bt->x), params + 0, params + 150, bf.conv1_a,
                 n);
@@ -14764,7 +16718,7 @@ static double small_conv2_avx512_eval(const float *params, void *ws, const dn_ba
                 mc ? bf.conv2_mask : NULL, mc ? bf.conv2_h : NULL, n, bt->seed, bt->step);
         small_conv2_avx512_out_forward((mc ? bf.conv2_h : bf.conv2_a), params + 205, params + 397, bf.out_a,
                 n);
-        small_conv2_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv2_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv2_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

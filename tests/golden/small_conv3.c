@@ -41,6 +41,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -103,6 +117,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -174,7 +201,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -183,7 +210,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -244,6 +272,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -252,6 +284,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -356,6 +392,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -520,7 +590,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -532,7 +602,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -787,197 +857,209 @@ static void small_conv3_base_conv1_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [4, 1, 5, 5] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 6, 6] (row stride 144). Each element sums rows in order. */
+ * d [n, 4, 6, 6] (row stride 144). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv3_base_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[25] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
-            float sb = 0.0f;
-            for (int i = 0; i < 36; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 1; ci++) {
-                const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
-                float *gc = g + ci * 25;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
-                    gc[8] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
-                    gc[9] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
-                    gc[10] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
-                    gc[11] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
-                    gc[12] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
-                    gc[13] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
-                    gc[14] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
-                    gc[15] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
-                    gc[16] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
-                    gc[17] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
-                    gc[18] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
-                    gc[19] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
-                    gc[20] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
-                    gc[21] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
-                    gc[22] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
-                    gc[23] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
-                    gc[24] += sum;
+        float res[26];
+        float w_pend[1 * (26)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[26] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
+                float sb = 0.0f;
+                for (int i = 0; i < 36; i++) sb += dr[i];
+                part[25] += sb;
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
+                    float *gc = part + ci * 25;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
+                        gc[8] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
+                        gc[9] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
+                        gc[10] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
+                        gc[11] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
+                        gc[12] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
+                        gc[13] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
+                        gc[14] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
+                        gc[15] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
+                        gc[16] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
+                        gc[17] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
+                        gc[18] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
+                        gc[19] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
+                        gc[20] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
+                        gc[21] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
+                        gc[22] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
+                        gc[23] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
+                        gc[24] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 26);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 26);
+        memcpy(g, res, sizeof(float) * 25);
+        gb = res[25];
         for (int e = 0; e < 25; e++) dw[(size_t)(c + 0) * 25 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -991,191 +1073,203 @@ static void small_conv3_base_conv1_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[25] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
-            float sb = 0.0f;
-            for (int i = 0; i < 36; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 1; ci++) {
-                const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
-                float *gc = g + ci * 25;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
-                    gc[8] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
-                    gc[9] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
-                    gc[10] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
-                    gc[11] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
-                    gc[12] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
-                    gc[13] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
-                    gc[14] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
-                    gc[15] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
-                    gc[16] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
-                    gc[17] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
-                    gc[18] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
-                    gc[19] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
-                    gc[20] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
-                    gc[21] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
-                    gc[22] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
-                    gc[23] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
-                    gc[24] += sum;
+        float res[26];
+        float w_pend[1 * (26)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[26] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
+                float sb = 0.0f;
+                for (int i = 0; i < 36; i++) sb += dr[i];
+                part[25] += sb;
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
+                    float *gc = part + ci * 25;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
+                        gc[8] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
+                        gc[9] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
+                        gc[10] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
+                        gc[11] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
+                        gc[12] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
+                        gc[13] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
+                        gc[14] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
+                        gc[15] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
+                        gc[16] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
+                        gc[17] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
+                        gc[18] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
+                        gc[19] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
+                        gc[20] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
+                        gc[21] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
+                        gc[22] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
+                        gc[23] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
+                        gc[24] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 26);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 26);
+        memcpy(g, res, sizeof(float) * 25);
+        gb = res[25];
         for (int e = 0; e < 25; e++)
             dn_adam1(w + (size_t)(c + 0) * 25 + e, mw + (size_t)(c + 0) * 25 + e, vw + (size_t)(c + 0) * 25 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -1316,64 +1410,76 @@ static void small_conv3_base_conv2_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [5, 4, 3, 2] = sum over rows of d (x) x, db [5] = sums of d.
- * d [n, 5, 5, 2] (row stride 56). Each element sums rows in order. */
+ * d [n, 5, 5, 2] (row stride 56). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv3_base_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[24] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
-            float sb = 0.0f;
-            for (int i = 0; i < 10; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 6;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
-                    gc[5] += sum;
+        float res[25];
+        float w_pend[1 * (25)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[25] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
+                float sb = 0.0f;
+                for (int i = 0; i < 10; i++) sb += dr[i];
+                part[24] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 6;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
+                        gc[5] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 25);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 25);
+        memcpy(g, res, sizeof(float) * 24);
+        gb = res[24];
         for (int e = 0; e < 24; e++) dw[(size_t)(c + 0) * 24 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -1387,58 +1493,70 @@ static void small_conv3_base_conv2_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[24] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
-            float sb = 0.0f;
-            for (int i = 0; i < 10; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 6;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
-                    gc[5] += sum;
+        float res[25];
+        float w_pend[1 * (25)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[25] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
+                float sb = 0.0f;
+                for (int i = 0; i < 10; i++) sb += dr[i];
+                part[24] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 6;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
+                        gc[5] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 25);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 25);
+        memcpy(g, res, sizeof(float) * 24);
+        gb = res[24];
         for (int e = 0; e < 24; e++)
             dn_adam1(w + (size_t)(c + 0) * 24 + e, mw + (size_t)(c + 0) * 24 + e, vw + (size_t)(c + 0) * 24 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -1714,7 +1832,7 @@ static void small_conv3_base_fc1_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [6, 10] = d^T x (in w's panels), db [6] = column sums of d.
  * d [n, 6] (row stride 8), x [n, 10] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv3_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1724,50 +1842,70 @@ static void small_conv3_base_fc1_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 8) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1775,19 +1913,28 @@ static void small_conv3_base_fc1_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1803,42 +1950,62 @@ static void small_conv3_base_fc1_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1846,27 +2013,36 @@ static void small_conv3_base_fc1_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1890,10 +2066,19 @@ static void small_conv3_base_fc1_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 80 + u, v + 80 + u, gs, ac);
             }
         {
@@ -1906,43 +2091,52 @@ static void small_conv3_base_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1957,19 +2151,28 @@ static void small_conv3_base_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1985,10 +2188,19 @@ static void small_conv3_base_fc1_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 80 + u, v + 80 + u, gs, ac);
             }
         {
@@ -2001,35 +2213,44 @@ static void small_conv3_base_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -2044,27 +2265,36 @@ static void small_conv3_base_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -2357,7 +2587,7 @@ static void small_conv3_base_out_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [4, 6] = d^T x (in w's panels), db [4] = column sums of d.
  * d [n, 4] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv3_base_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -2367,41 +2597,61 @@ static void small_conv3_base_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2416,41 +2666,61 @@ static void small_conv3_base_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2473,10 +2743,19 @@ static void small_conv3_base_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -2488,35 +2767,44 @@ static void small_conv3_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2531,10 +2819,19 @@ static void small_conv3_base_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -2546,35 +2843,44 @@ static void small_conv3_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2595,7 +2901,7 @@ static void small_conv3_base_out_backward_w_adam(const float *restrict d, const 
 static void small_conv3_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
         const int q = e / 1, p = e % 1;
@@ -2608,7 +2914,7 @@ static void small_conv3_base_head(const float *restrict x, const float *restrict
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 6 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -2863,8 +3169,8 @@ static void small_conv3_base_head(const float *restrict x, const float *restrict
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 4). */
 static void small_conv3_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -2891,14 +3197,24 @@ static void small_conv3_base_loss(const float *restrict z, const int32_t *restri
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv3_base_sum_rows(const small_conv3_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -2909,12 +3225,14 @@ static double small_conv3_base_sum_rows(const small_conv3_base_buffers *bf, int 
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_conv3_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_conv3_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv3_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv3_base_conv1_forward(bt->x, params + 0, params + 100, bf.conv1_a,
                 n);
         small_conv3_base_pool1_forward(bf.conv1_a, bf.pool1_a, bf.pool1_mask, bf.pool1_h, n, bt->seed, bt->step);
@@ -2924,7 +3242,7 @@ static double small_conv3_base_train_step(float *params, float *grads, void *ws,
         small_conv3_base_fc1_forward(bf.pool2_h, params + 229, params + 309, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv3_base_head(bf.fc1_h, params + 317, params + 365, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         small_conv3_base_out_backward_w(bf.out_d, bf.fc1_h, grads + 317, grads + 365, n);
         small_conv3_base_fc1_backward_w(bf.fc1_d, bf.pool2_h, grads + 229, grads + 309, n);
         small_conv3_base_fc1_backward_x(bf.fc1_d, params + 229, bf.wt, bf.pool2_d, bf.pool2_mask, bf.pool2_a, n);
@@ -2951,12 +3269,14 @@ static int small_conv3_base_rows_finite(const small_conv3_base_buffers *bf, int 
 static double small_conv3_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv3_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv3_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv3_base_conv1_forward(bt->x, params + 0, params + 100, bf.conv1_a,
                 n);
         small_conv3_base_pool1_forward(bf.conv1_a, bf.pool1_a, bf.pool1_mask, bf.pool1_h, n, bt->seed, bt->step);
@@ -2966,7 +3286,7 @@ static double small_conv3_base_train_step_adam(float *params, float *m, float *v
         small_conv3_base_fc1_forward(bf.pool2_h, params + 229, params + 309, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv3_base_head(bf.fc1_h, params + 317, params + 365, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         if (small_conv3_base_rows_finite(&bf, n)) {
             small_conv3_base_out_backward_w_adam(bf.out_d, bf.fc1_h, params + 317, params + 365, m + 317, v + 317, ac, n);
             small_conv3_base_fc1_backward_x(bf.fc1_d, params + 229, bf.wt, bf.pool2_d, bf.pool2_mask, bf.pool2_a, n);
@@ -2988,12 +3308,14 @@ static double small_conv3_base_train_step_adam(float *params, float *m, float *v
 static double small_conv3_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv3_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv3_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv3_base_conv1_forward(bt->x, params + 0, params + 100, bf.conv1_a,
                 n);
         small_conv3_base_pool1_forward(bf.conv1_a, bf.pool1_a, mc ? bf.pool1_mask : NULL, mc ? bf.pool1_h : NULL, n, bt->seed, bt->step);
@@ -3004,7 +3326,7 @@ static double small_conv3_base_eval(const float *params, void *ws, const dn_batc
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         small_conv3_base_out_forward((mc ? bf.fc1_h : bf.fc1_a), params + 317, params + 365, bf.out_a,
                 n);
-        small_conv3_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv3_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv3_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -3064,6 +3386,10 @@ static double small_conv3_base_eval(const float *params, void *ws, const dn_batc
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3072,6 +3398,10 @@ static double small_conv3_base_eval(const float *params, void *ws, const dn_batc
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -3176,6 +3506,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -3340,7 +3704,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -3352,7 +3716,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -3607,197 +3971,209 @@ static void small_conv3_avx2_conv1_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [4, 1, 5, 5] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 6, 6] (row stride 144). Each element sums rows in order. */
+ * d [n, 4, 6, 6] (row stride 144). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv3_avx2_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[25] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
-            float sb = 0.0f;
-            for (int i = 0; i < 36; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 1; ci++) {
-                const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
-                float *gc = g + ci * 25;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
-                    gc[8] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
-                    gc[9] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
-                    gc[10] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
-                    gc[11] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
-                    gc[12] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
-                    gc[13] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
-                    gc[14] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
-                    gc[15] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
-                    gc[16] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
-                    gc[17] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
-                    gc[18] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
-                    gc[19] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
-                    gc[20] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
-                    gc[21] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
-                    gc[22] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
-                    gc[23] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
-                    gc[24] += sum;
+        float res[26];
+        float w_pend[1 * (26)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[26] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
+                float sb = 0.0f;
+                for (int i = 0; i < 36; i++) sb += dr[i];
+                part[25] += sb;
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
+                    float *gc = part + ci * 25;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
+                        gc[8] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
+                        gc[9] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
+                        gc[10] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
+                        gc[11] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
+                        gc[12] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
+                        gc[13] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
+                        gc[14] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
+                        gc[15] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
+                        gc[16] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
+                        gc[17] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
+                        gc[18] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
+                        gc[19] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
+                        gc[20] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
+                        gc[21] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
+                        gc[22] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
+                        gc[23] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
+                        gc[24] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 26);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 26);
+        memcpy(g, res, sizeof(float) * 25);
+        gb = res[25];
         for (int e = 0; e < 25; e++) dw[(size_t)(c + 0) * 25 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -3811,191 +4187,203 @@ static void small_conv3_avx2_conv1_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[25] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
-            float sb = 0.0f;
-            for (int i = 0; i < 36; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 1; ci++) {
-                const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
-                float *gc = g + ci * 25;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
-                    gc[8] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
-                    gc[9] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
-                    gc[10] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
-                    gc[11] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
-                    gc[12] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
-                    gc[13] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
-                    gc[14] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
-                    gc[15] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
-                    gc[16] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
-                    gc[17] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
-                    gc[18] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
-                    gc[19] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
-                    gc[20] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
-                    gc[21] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
-                    gc[22] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
-                    gc[23] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
-                    gc[24] += sum;
+        float res[26];
+        float w_pend[1 * (26)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[26] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
+                float sb = 0.0f;
+                for (int i = 0; i < 36; i++) sb += dr[i];
+                part[25] += sb;
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
+                    float *gc = part + ci * 25;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
+                        gc[8] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
+                        gc[9] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
+                        gc[10] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
+                        gc[11] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
+                        gc[12] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
+                        gc[13] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
+                        gc[14] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
+                        gc[15] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
+                        gc[16] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
+                        gc[17] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
+                        gc[18] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
+                        gc[19] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
+                        gc[20] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
+                        gc[21] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
+                        gc[22] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
+                        gc[23] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
+                        gc[24] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 26);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 26);
+        memcpy(g, res, sizeof(float) * 25);
+        gb = res[25];
         for (int e = 0; e < 25; e++)
             dn_adam1(w + (size_t)(c + 0) * 25 + e, mw + (size_t)(c + 0) * 25 + e, vw + (size_t)(c + 0) * 25 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -4136,64 +4524,76 @@ static void small_conv3_avx2_conv2_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [5, 4, 3, 2] = sum over rows of d (x) x, db [5] = sums of d.
- * d [n, 5, 5, 2] (row stride 56). Each element sums rows in order. */
+ * d [n, 5, 5, 2] (row stride 56). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv3_avx2_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[24] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
-            float sb = 0.0f;
-            for (int i = 0; i < 10; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 6;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
-                    gc[5] += sum;
+        float res[25];
+        float w_pend[1 * (25)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[25] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
+                float sb = 0.0f;
+                for (int i = 0; i < 10; i++) sb += dr[i];
+                part[24] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 6;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
+                        gc[5] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 25);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 25);
+        memcpy(g, res, sizeof(float) * 24);
+        gb = res[24];
         for (int e = 0; e < 24; e++) dw[(size_t)(c + 0) * 24 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -4207,58 +4607,70 @@ static void small_conv3_avx2_conv2_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[24] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
-            float sb = 0.0f;
-            for (int i = 0; i < 10; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 6;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
-                    gc[5] += sum;
+        float res[25];
+        float w_pend[1 * (25)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[25] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
+                float sb = 0.0f;
+                for (int i = 0; i < 10; i++) sb += dr[i];
+                part[24] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 6;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
+                        gc[5] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 25);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 25);
+        memcpy(g, res, sizeof(float) * 24);
+        gb = res[24];
         for (int e = 0; e < 24; e++)
             dn_adam1(w + (size_t)(c + 0) * 24 + e, mw + (size_t)(c + 0) * 24 + e, vw + (size_t)(c + 0) * 24 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -4534,7 +4946,7 @@ static void small_conv3_avx2_fc1_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [6, 10] = d^T x (in w's panels), db [6] = column sums of d.
  * d [n, 6] (row stride 8), x [n, 10] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv3_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4544,50 +4956,70 @@ static void small_conv3_avx2_fc1_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 8) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4595,19 +5027,28 @@ static void small_conv3_avx2_fc1_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4623,42 +5064,62 @@ static void small_conv3_avx2_fc1_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4666,27 +5127,36 @@ static void small_conv3_avx2_fc1_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4710,10 +5180,19 @@ static void small_conv3_avx2_fc1_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 80 + u, v + 80 + u, gs, ac);
             }
         {
@@ -4726,43 +5205,52 @@ static void small_conv3_avx2_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4777,19 +5265,28 @@ static void small_conv3_avx2_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4805,10 +5302,19 @@ static void small_conv3_avx2_fc1_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 80 + u, v + 80 + u, gs, ac);
             }
         {
@@ -4821,35 +5327,44 @@ static void small_conv3_avx2_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -4864,27 +5379,36 @@ static void small_conv3_avx2_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -5177,7 +5701,7 @@ static void small_conv3_avx2_out_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [4, 6] = d^T x (in w's panels), db [4] = column sums of d.
  * d [n, 4] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv3_avx2_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -5187,41 +5711,61 @@ static void small_conv3_avx2_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -5236,41 +5780,61 @@ static void small_conv3_avx2_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -5293,10 +5857,19 @@ static void small_conv3_avx2_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -5308,35 +5881,44 @@ static void small_conv3_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -5351,10 +5933,19 @@ static void small_conv3_avx2_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -5366,35 +5957,44 @@ static void small_conv3_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -5415,7 +6015,7 @@ static void small_conv3_avx2_out_backward_w_adam(const float *restrict d, const 
 static void small_conv3_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
         const int q = e / 1, p = e % 1;
@@ -5428,7 +6028,7 @@ static void small_conv3_avx2_head(const float *restrict x, const float *restrict
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 6 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -5683,8 +6283,8 @@ static void small_conv3_avx2_head(const float *restrict x, const float *restrict
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 4). */
 static void small_conv3_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -5711,14 +6311,24 @@ static void small_conv3_avx2_loss(const float *restrict z, const int32_t *restri
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv3_avx2_sum_rows(const small_conv3_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -5729,12 +6339,14 @@ static double small_conv3_avx2_sum_rows(const small_conv3_avx2_buffers *bf, int 
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_conv3_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_conv3_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv3_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv3_avx2_conv1_forward(bt->x, params + 0, params + 100, bf.conv1_a,
                 n);
         small_conv3_avx2_pool1_forward(bf.conv1_a, bf.pool1_a, bf.pool1_mask, bf.pool1_h, n, bt->seed, bt->step);
@@ -5744,7 +6356,7 @@ static double small_conv3_avx2_train_step(float *params, float *grads, void *ws,
         small_conv3_avx2_fc1_forward(bf.pool2_h, params + 229, params + 309, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv3_avx2_head(bf.fc1_h, params + 317, params + 365, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         small_conv3_avx2_out_backward_w(bf.out_d, bf.fc1_h, grads + 317, grads + 365, n);
         small_conv3_avx2_fc1_backward_w(bf.fc1_d, bf.pool2_h, grads + 229, grads + 309, n);
         small_conv3_avx2_fc1_backward_x(bf.fc1_d, params + 229, bf.wt, bf.pool2_d, bf.pool2_mask, bf.pool2_a, n);
@@ -5771,12 +6383,14 @@ static int small_conv3_avx2_rows_finite(const small_conv3_avx2_buffers *bf, int 
 static double small_conv3_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv3_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv3_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv3_avx2_conv1_forward(bt->x, params + 0, params + 100, bf.conv1_a,
                 n);
         small_conv3_avx2_pool1_forward(bf.conv1_a, bf.pool1_a, bf.pool1_mask, bf.pool1_h, n, bt->seed, bt->step);
@@ -5786,7 +6400,7 @@ static double small_conv3_avx2_train_step_adam(float *params, float *m, float *v
         small_conv3_avx2_fc1_forward(bf.pool2_h, params + 229, params + 309, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv3_avx2_head(bf.fc1_h, params + 317, params + 365, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         if (small_conv3_avx2_rows_finite(&bf, n)) {
             small_conv3_avx2_out_backward_w_adam(bf.out_d, bf.fc1_h, params + 317, params + 365, m + 317, v + 317, ac, n);
             small_conv3_avx2_fc1_backward_x(bf.fc1_d, params + 229, bf.wt, bf.pool2_d, bf.pool2_mask, bf.pool2_a, n);
@@ -5808,12 +6422,14 @@ static double small_conv3_avx2_train_step_adam(float *params, float *m, float *v
 static double small_conv3_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv3_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv3_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv3_avx2_conv1_forward(bt->x, params + 0, params + 100, bf.conv1_a,
                 n);
         small_conv3_avx2_pool1_forward(bf.conv1_a, bf.pool1_a, mc ? bf.pool1_mask : NULL, mc ? bf.pool1_h : NULL, n, bt->seed, bt->step);
@@ -5824,7 +6440,7 @@ static double small_conv3_avx2_eval(const float *params, void *ws, const dn_batc
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         small_conv3_avx2_out_forward((mc ? bf.fc1_h : bf.fc1_a), params + 317, params + 365, bf.out_a,
                 n);
-        small_conv3_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv3_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv3_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -5891,6 +6507,10 @@ static double small_conv3_avx2_eval(const float *params, void *ws, const dn_batc
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -5899,6 +6519,10 @@ static double small_conv3_avx2_eval(const float *params, void *ws, const dn_batc
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -6003,6 +6627,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -6167,7 +6825,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -6179,7 +6837,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -6434,197 +7092,209 @@ static void small_conv3_avx512_conv1_forward(const float *restrict x, const floa
 }
 
 /* Weight gradients: dw [4, 1, 5, 5] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 6, 6] (row stride 144). Each element sums rows in order. */
+ * d [n, 4, 6, 6] (row stride 144). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv3_avx512_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[25] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
-            float sb = 0.0f;
-            for (int i = 0; i < 36; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 1; ci++) {
-                const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
-                float *gc = g + ci * 25;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
-                    gc[8] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
-                    gc[9] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
-                    gc[10] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
-                    gc[11] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
-                    gc[12] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
-                    gc[13] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
-                    gc[14] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
-                    gc[15] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
-                    gc[16] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
-                    gc[17] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
-                    gc[18] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
-                    gc[19] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
-                    gc[20] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
-                    gc[21] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
-                    gc[22] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
-                    gc[23] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
-                    gc[24] += sum;
+        float res[26];
+        float w_pend[1 * (26)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[26] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
+                float sb = 0.0f;
+                for (int i = 0; i < 36; i++) sb += dr[i];
+                part[25] += sb;
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
+                    float *gc = part + ci * 25;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
+                        gc[8] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
+                        gc[9] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
+                        gc[10] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
+                        gc[11] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
+                        gc[12] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
+                        gc[13] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
+                        gc[14] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
+                        gc[15] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
+                        gc[16] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
+                        gc[17] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
+                        gc[18] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
+                        gc[19] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
+                        gc[20] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
+                        gc[21] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
+                        gc[22] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
+                        gc[23] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
+                        gc[24] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 26);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 26);
+        memcpy(g, res, sizeof(float) * 25);
+        gb = res[25];
         for (int e = 0; e < 25; e++) dw[(size_t)(c + 0) * 25 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -6638,191 +7308,203 @@ static void small_conv3_avx512_conv1_backward_w_adam(const float *restrict d, co
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[25] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
-            float sb = 0.0f;
-            for (int i = 0; i < 36; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 1; ci++) {
-                const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
-                float *gc = g + ci * 25;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
-                    gc[5] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
-                    gc[6] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
-                    gc[7] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
-                    gc[8] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
-                    gc[9] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
-                    gc[10] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
-                    gc[11] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
-                    gc[12] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
-                    gc[13] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
-                    gc[14] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
-                    gc[15] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
-                    gc[16] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
-                    gc[17] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
-                    gc[18] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 6; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
-                    gc[19] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
-                    gc[20] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
-                    gc[21] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
-                    gc[22] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
-                    gc[23] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
-                    gc[24] += sum;
+        float res[26];
+        float w_pend[1 * (26)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[26] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 144 + (size_t)c * 36;
+                float sb = 0.0f;
+                for (int i = 0; i < 36; i++) sb += dr[i];
+                part[25] += sb;
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xc = x + (size_t)r * 144 + (size_t)ci * 144;
+                    float *gc = part + ci * 25;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 2];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 - 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 2) * 12 + ox * 2 + 2];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 2];
+                        gc[5] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 - 1];
+                        gc[6] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 0];
+                        gc[7] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 1];
+                        gc[8] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 - 1) * 12 + ox * 2 + 2];
+                        gc[9] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 2];
+                        gc[10] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 - 1];
+                        gc[11] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 0];
+                        gc[12] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 1];
+                        gc[13] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 0) * 12 + ox * 2 + 2];
+                        gc[14] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 2];
+                        gc[15] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 - 1];
+                        gc[16] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 0];
+                        gc[17] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 1];
+                        gc[18] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 6; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 1) * 12 + ox * 2 + 2];
+                        gc[19] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 2];
+                        gc[20] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 - 1];
+                        gc[21] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 0];
+                        gc[22] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 1];
+                        gc[23] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 2 + 2) * 12 + ox * 2 + 2];
+                        gc[24] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 26);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 26);
+        memcpy(g, res, sizeof(float) * 25);
+        gb = res[25];
         for (int e = 0; e < 25; e++)
             dn_adam1(w + (size_t)(c + 0) * 25 + e, mw + (size_t)(c + 0) * 25 + e, vw + (size_t)(c + 0) * 25 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -6963,64 +7645,76 @@ static void small_conv3_avx512_conv2_forward(const float *restrict x, const floa
 }
 
 /* Weight gradients: dw [5, 4, 3, 2] = sum over rows of d (x) x, db [5] = sums of d.
- * d [n, 5, 5, 2] (row stride 56). Each element sums rows in order. */
+ * d [n, 5, 5, 2] (row stride 56). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv3_avx512_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[24] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
-            float sb = 0.0f;
-            for (int i = 0; i < 10; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 6;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
-                    gc[5] += sum;
+        float res[25];
+        float w_pend[1 * (25)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[25] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
+                float sb = 0.0f;
+                for (int i = 0; i < 10; i++) sb += dr[i];
+                part[24] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 6;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
+                        gc[5] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 25);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 25);
+        memcpy(g, res, sizeof(float) * 24);
+        gb = res[24];
         for (int e = 0; e < 24; e++) dw[(size_t)(c + 0) * 24 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -7034,58 +7728,70 @@ static void small_conv3_avx512_conv2_backward_w_adam(const float *restrict d, co
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 5; c++) {
         float g[24] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
-            float sb = 0.0f;
-            for (int i = 0; i < 10; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
-                float *gc = g + ci * 6;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 5; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
-                    gc[3] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
-                    gc[4] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 4; oy++)
-                        for (int ox = 0; ox < 2; ox++)
-                            sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
-                    gc[5] += sum;
+        float res[25];
+        float w_pend[1 * (25)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[25] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 56 + (size_t)c * 10;
+                float sb = 0.0f;
+                for (int i = 0; i < 10; i++) sb += dr[i];
+                part[24] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 104 + (size_t)ci * 25;
+                    float *gc = part + ci * 6;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 0];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 - 1) * 5 + ox * 2 + 1];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 0];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 5; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 0) * 5 + ox * 2 + 1];
+                        gc[3] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 0];
+                        gc[4] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 4; oy++)
+                            for (int ox = 0; ox < 2; ox++)
+                                sum += dr[oy * 2 + ox] * xc[(oy * 1 + 1) * 5 + ox * 2 + 1];
+                        gc[5] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 25);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 25);
+        memcpy(g, res, sizeof(float) * 24);
+        gb = res[24];
         for (int e = 0; e < 24; e++)
             dn_adam1(w + (size_t)(c + 0) * 24 + e, mw + (size_t)(c + 0) * 24 + e, vw + (size_t)(c + 0) * 24 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -7361,7 +8067,7 @@ static void small_conv3_avx512_fc1_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [6, 10] = d^T x (in w's panels), db [6] = column sums of d.
  * d [n, 6] (row stride 8), x [n, 10] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv3_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -7371,50 +8077,70 @@ static void small_conv3_avx512_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 8) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -7422,19 +8148,28 @@ static void small_conv3_avx512_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -7450,42 +8185,62 @@ static void small_conv3_avx512_fc1_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -7493,27 +8248,36 @@ static void small_conv3_avx512_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -7537,10 +8301,19 @@ static void small_conv3_avx512_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 80 + u, v + 80 + u, gs, ac);
             }
         {
@@ -7553,43 +8326,52 @@ static void small_conv3_avx512_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -7604,19 +8386,28 @@ static void small_conv3_avx512_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                }
                 float z[2][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
+                float t_pend[1 * (16)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    }
+                    float part[2][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -7632,10 +8423,19 @@ static void small_conv3_avx512_fc1_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 80 + u, v + 80 + u, gs, ac);
             }
         {
@@ -7648,35 +8448,44 @@ static void small_conv3_avx512_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                    g = dn_splat8(xr[4]);
-                    c40 = dn_fma8(g, d0, c40);
-                    g = dn_splat8(xr[5]);
-                    c50 = dn_fma8(g, d0, c50);
-                }
                 float z[6][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
+                float t_pend[1 * (48)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                        g = dn_splat8(xr[4]);
+                        c40 = dn_fma8(g, d0, c40);
+                        g = dn_splat8(xr[5]);
+                        c50 = dn_fma8(g, d0, c50);
+                    }
+                    float part[6][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -7691,27 +8500,36 @@ static void small_conv3_avx512_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v8 g = dn_splat8(xr[0]);
-                    c00 = dn_fma8(g, d0, c00);
-                    g = dn_splat8(xr[1]);
-                    c10 = dn_fma8(g, d0, c10);
-                    g = dn_splat8(xr[2]);
-                    c20 = dn_fma8(g, d0, c20);
-                    g = dn_splat8(xr[3]);
-                    c30 = dn_fma8(g, d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 16;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v8 g = dn_splat8(xr[0]);
+                        c00 = dn_fma8(g, d0, c00);
+                        g = dn_splat8(xr[1]);
+                        c10 = dn_fma8(g, d0, c10);
+                        g = dn_splat8(xr[2]);
+                        c20 = dn_fma8(g, d0, c20);
+                        g = dn_splat8(xr[3]);
+                        c30 = dn_fma8(g, d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -8004,7 +8822,7 @@ static void small_conv3_avx512_out_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [4, 6] = d^T x (in w's panels), db [4] = column sums of d.
  * d [n, 4] (row stride 8), x [n, 6] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv3_avx512_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -8014,41 +8832,61 @@ static void small_conv3_avx512_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -8063,41 +8901,61 @@ static void small_conv3_avx512_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -8120,10 +8978,19 @@ static void small_conv3_avx512_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -8135,35 +9002,44 @@ static void small_conv3_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v16 g = dn_splat16(xr[0]);
-                c00 = dn_fma8(dn_lo8(g), d0, c00);
-                g = dn_splat16(xr[1]);
-                c10 = dn_fma8(dn_lo8(g), d0, c10);
-                g = dn_splat16(xr[2]);
-                c20 = dn_fma8(dn_lo8(g), d0, c20);
-                g = dn_splat16(xr[3]);
-                c30 = dn_fma8(dn_lo8(g), d0, c30);
-                g = dn_splat16(xr[4]);
-                c40 = dn_fma8(dn_lo8(g), d0, c40);
-                g = dn_splat16(xr[5]);
-                c50 = dn_fma8(dn_lo8(g), d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v16 g = dn_splat16(xr[0]);
+                    c00 = dn_fma8(dn_lo8(g), d0, c00);
+                    g = dn_splat16(xr[1]);
+                    c10 = dn_fma8(dn_lo8(g), d0, c10);
+                    g = dn_splat16(xr[2]);
+                    c20 = dn_fma8(dn_lo8(g), d0, c20);
+                    g = dn_splat16(xr[3]);
+                    c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    g = dn_splat16(xr[4]);
+                    c40 = dn_fma8(dn_lo8(g), d0, c40);
+                    g = dn_splat16(xr[5]);
+                    c50 = dn_fma8(dn_lo8(g), d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -8178,10 +9054,19 @@ static void small_conv3_avx512_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
             }
         {
@@ -8193,35 +9078,44 @@ static void small_conv3_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -8242,7 +9136,7 @@ static void small_conv3_avx512_out_backward_w_adam(const float *restrict d, cons
 static void small_conv3_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     _Alignas(64) float wt[64];
     for (int e = 0; e < 1; e++) {
         const int q = e / 1, p = e % 1;
@@ -8255,7 +9149,7 @@ static void small_conv3_avx512_head(const float *restrict x, const float *restri
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 6 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -8510,8 +9404,8 @@ static void small_conv3_avx512_head(const float *restrict x, const float *restri
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 4). */
 static void small_conv3_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -8538,14 +9432,24 @@ static void small_conv3_avx512_loss(const float *restrict z, const int32_t *rest
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv3_avx512_sum_rows(const small_conv3_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -8556,12 +9460,14 @@ static double small_conv3_avx512_sum_rows(const small_conv3_avx512_buffers *bf, 
  * One parallel region; the kernels split work with orphaned omp for. */
 static double small_conv3_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     small_conv3_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv3_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv3_avx512_conv1_forward(bt->x, params + 0, params + 100, bf.conv1_a,
                 n);
         small_conv3_avx512_pool1_forward(bf.conv1_a, bf.pool1_a, bf.pool1_mask, bf.pool1_h, n, bt->seed, bt->step);
@@ -8571,7 +9477,7 @@ static double small_conv3_avx512_train_step(float *params, float *grads, void *w
         small_conv3_avx512_fc1_forward(bf.pool2_h, params + 229, params + 309, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv3_avx512_head(bf.fc1_h, params + 317, params + 365, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         small_conv3_avx512_out_backward_w(bf.out_d, bf.fc1_h, grads + 317, grads + 365, n);
         small_conv3_avx512_fc1_backward_w(bf.fc1_d, bf.pool2_h, grads + 229, grads + 309, n);
         small_conv3_avx512_fc1_backward_x(bf.fc1_d, params + 229, bf.wt, bf.pool2_d, bf.pool2_mask, bf.pool2_a, n);
@@ -8598,12 +9504,14 @@ static int small_conv3_avx512_rows_finite(const small_conv3_avx512_buffers *bf, 
 static double small_conv3_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv3_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv3_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv3_avx512_conv1_forward(bt->x, params + 0, params + 100, bf.conv1_a,
                 n);
         small_conv3_avx512_pool1_forward(bf.conv1_a, bf.pool1_a, bf.pool1_mask, bf.pool1_h, n, bt->seed, bt->step);
@@ -8613,7 +9521,7 @@ static double small_conv3_avx512_train_step_adam(float *params, float *m, float 
         small_conv3_avx512_fc1_forward(bf.pool2_h, params + 229, params + 309, bf.fc1_a,
                 bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
         small_conv3_avx512_head(bf.fc1_h, params + 317, params + 365, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+                bf.fc1_d, bf.fc1_mask, bf.fc1_a, n, n_all);
         if (small_conv3_avx512_rows_finite(&bf, n)) {
             small_conv3_avx512_out_backward_w_adam(bf.out_d, bf.fc1_h, params + 317, params + 365, m + 317, v + 317, ac, n);
             small_conv3_avx512_fc1_backward_x(bf.fc1_d, params + 229, bf.wt, bf.pool2_d, bf.pool2_mask, bf.pool2_a, n);
@@ -8635,12 +9543,14 @@ static double small_conv3_avx512_train_step_adam(float *params, float *m, float 
 static double small_conv3_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv3_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv3_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv3_avx512_conv1_forward(bt->x, params + 0, params + 100, bf.conv1_a,
                 n);
         small_conv3_avx512_pool1_forward(bf.conv1_a, bf.pool1_a, mc ? bf.pool1_mask : NULL, mc ? bf.pool1_h : NULL, n, bt->seed, bt->step);
@@ -8651,7 +9561,7 @@ static double small_conv3_avx512_eval(const float *params, void *ws, const dn_ba
                 mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
         small_conv3_avx512_out_forward((mc ? bf.fc1_h : bf.fc1_a), params + 317, params + 365, bf.out_a,
                 n);
-        small_conv3_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv3_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv3_avx512_sum_rows(&bf, n, correct) : 0.0;
 }

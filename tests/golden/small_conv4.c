@@ -43,6 +43,20 @@
 #define DN_OMP(directive)
 #endif
 
+/* Rows per chunk. Every sum over the rows of a batch (weight and bias
+ * gradients, batch-norm statistics, the loss) is the sum of its chunks'
+ * sums, each taken from zero over DN_CHUNK rows (the last may be shorter),
+ * combined in a fixed tree over the chunks (dn_tree_push in the vector
+ * helpers). The result depends on the batch alone, never on how threads or
+ * processes share the rows: a process under MPI owns whole subtrees. */
+#define DN_CHUNK 16
+
+/* The index in the whole batch of the first row a step works on: 0, or
+ * under MPI the first row of this process's share. Dropout masks and noise
+ * are keyed on row + dn_row_base, so that a row gets the same mask on
+ * whichever process it is. Each thread of a step's region sets it. */
+static _Thread_local uint32_t dn_row_base;
+
 /* ---- team barrier -----------------------------------------------------------
  * The kernels' loops are `omp for nowait` followed by dn_sync(), not
  * OpenMP's implicit barrier: libgomp's barrier makes a futex system call on
@@ -105,6 +119,19 @@ DN_INLINE void dn_sync(void) {
 #define DN_TEAM_BIND(bar) ((void)0)
 #define dn_sync() DN_OMP(omp barrier)
 #endif
+
+/* Sums across processes (batch norm's statistics under MPI): v [len] holds
+ * this process's share of per-feature sums over the batch; afterwards every
+ * process holds the whole batch's, combined in the chunk tree's order. The
+ * runtime sets dn_batch_reduce in a distributed trainer; then one thread
+ * calls it between barriers. In one process nothing happens. */
+DN_INLINE void dn_reduce_across(double *v, int len) {
+    if (!dn_batch_reduce) return;
+    dn_sync();
+    DN_OMP(omp master)
+    dn_batch_reduce(v, len);
+    dn_sync();
+}
 
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
@@ -176,7 +203,7 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 /* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
 DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
                            uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 ctr = {{u >> 2, row + dn_row_base, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
     for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
 }
@@ -185,7 +212,8 @@ DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t
  * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
 DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
     for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row + dn_row_base, (uint32_t)step,
+                          ((uint32_t)DN_RNG_NOISE << 24) | slot}};
         dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
         for (int j = 0; j < 2; j++) {
             double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
@@ -246,6 +274,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -254,6 +286,10 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -358,6 +394,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -522,7 +592,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -534,7 +604,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -560,6 +630,7 @@ typedef struct {
     float *conv1_d; /* [n, 280] gradient wrt the pre-activation (zero past 280) */
     float *conv1_z; /* [n, 280] conv(x, W) + b, the input of batch norm */
     float *conv1_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var per channel */
+    float *conv1_red; /* [2][features] sums in double (batch norm) */
     float *pool1_a; /* [n, 64] activation */
     float *pool1_d; /* [n, 64] gradient wrt the pre-activation (zero past 60) */
     float *pool1_arg; /* [n, 64] int32: max pool's argmax in its input plane */
@@ -569,6 +640,7 @@ typedef struct {
     float *conv2_d; /* [n, 240] gradient wrt the pre-activation (zero past 240) */
     float *conv2_z; /* [n, 240] conv(x, W) + b, the input of batch norm */
     float *conv2_stats; /* [5][16] batch norm: mean, 1/std, alpha, shift, unbiased var per channel */
+    float *conv2_red; /* [2][features] sums in double (batch norm) */
     float *pool2_a; /* [n, 64] activation */
     float *pool2_d; /* [n, 64] gradient wrt the pre-activation (zero past 60) */
     float *out_a; /* [n, 8] activation */
@@ -589,6 +661,7 @@ static size_t small_conv4_base_bind(void *ws, int n, small_conv4_base_buffers *b
     bf->conv1_d = dn_carve(base, &off, rows * 280);
     bf->conv1_z = dn_carve(base, &off, rows * 280);
     bf->conv1_stats = dn_carve(base, &off, 40);
+    bf->conv1_red = dn_carve(base, &off, 32);
     bf->pool1_a = dn_carve(base, &off, rows * 64);
     bf->pool1_d = dn_carve(base, &off, rows * 64);
     bf->pool1_arg = dn_carve(base, &off, rows * 64);
@@ -598,6 +671,7 @@ static size_t small_conv4_base_bind(void *ws, int n, small_conv4_base_buffers *b
     bf->conv2_d = dn_carve(base, &off, rows * 240);
     bf->conv2_z = dn_carve(base, &off, rows * 240);
     bf->conv2_stats = dn_carve(base, &off, 80);
+    bf->conv2_red = dn_carve(base, &off, 64);
     bf->pool2_a = dn_carve(base, &off, rows * 64);
     bf->pool2_d = dn_carve(base, &off, rows * 64);
     bf->out_a = dn_carve(base, &off, rows * 8);
@@ -1009,7 +1083,7 @@ static void small_conv4_base_conv1_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [4, 2, 3, 3] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 7, 10] (row stride 280). Each element sums rows in order. */
+ * d [n, 4, 7, 10] (row stride 280). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv4_base_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -1017,406 +1091,504 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -1432,171 +1604,203 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -1615,406 +1819,504 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -2034,171 +2336,203 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -2212,42 +2546,74 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
 
 /* Batch statistics of z [n, 4, 7, 10] (n >= 2) per channel into stats [5][8]: mean,
  * 1/sqrt(var + eps), alpha = gamma/std, shift = beta - mean * alpha, unbiased variance,
- * each over the channel's n * 70 values. Sums in double over the rows in order, each
- * row's plane in order into 8 lanes (position mod 8), then the lanes in order; one task
- * per channel. */
+ * each over the channel's n * 70 values. Sums in double over a chunk's rows in order,
+ * each row's plane in order into 8 lanes (position mod 8), then the lanes in order, then
+ * the chunks in the tree; one task per channel. The sums pass through red [2][8]
+ * (doubles), where dn_reduce_across combines the processes' shares under MPI. */
 static void small_conv4_base_conv1_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
-    const int64_t cnt = (int64_t)n * 70;
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 70;
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
-        double sum8[8] = {0}, sq8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += z[at + (size_t)(i + l)];
+        double sum;
+        double s_pend[1 * (1)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += z[at + (size_t)(i + l)];
+                    }
+                for (int i = 64; i < 70; i++) {
+                    sum8[i - 64] += z[at + (size_t)i];
                 }
-            for (int i = 64; i < 70; i++) {
-                sum8[i - 64] += z[at + (size_t)i];
             }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sum8[l];
+            dn_tree_pushd(s_pend, s_depth, &s_count, &part, 1);
         }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        const float mean = (float)(sum / cnt);
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    const float e = z[at + (size_t)(i + l)] - mean;
-                    sq8[l] += (double)(e * e);
+        dn_tree_finishd(s_pend, s_depth, s_count, &sum, 1);
+        red[c] = sum;
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        double sq;
+        const float mean = (float)(red[c] / cnt);
+        double q_pend[1 * (1)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sq8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        const float e = z[at + (size_t)(i + l)] - mean;
+                        sq8[l] += (double)(e * e);
+                    }
+                for (int i = 64; i < 70; i++) {
+                    const float e = z[at + (size_t)i] - mean;
+                    sq8[i - 64] += (double)(e * e);
                 }
-            for (int i = 64; i < 70; i++) {
-                const float e = z[at + (size_t)i] - mean;
-                sq8[i - 64] += (double)(e * e);
             }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sq8[l];
+            dn_tree_pushd(q_pend, q_depth, &q_count, &part, 1);
         }
-        double sq = 0.0;
-        for (int l = 0; l < 8; l++) sq += sq8[l];
+        dn_tree_finishd(q_pend, q_depth, q_count, &sq, 1);
+        red[8 + c] = sq;
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        const double sq = red[8 + c];
+        const float mean = (float)(red[c] / cnt);
         const float istd = (float)(1.0 / sqrt(sq / cnt + 1.0000000000000001e-05));
         const float alpha = istd * gamma[c];
         stats[0 + c] = mean;
@@ -2307,29 +2673,48 @@ static void small_conv4_base_conv1_bn_apply(const float *restrict z, const float
  * bn_batch's. */
 static void small_conv4_base_conv1_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 70;
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 70;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+                for (int i = 64; i < 70; i++) {
+                    sum8[i - 64] += dr[i];
+                    dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
+                }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[8 + c] = res[1];
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c], istd = stats[8 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-            for (int i = 64; i < 70; i++) {
-                sum8[i - 64] += dr[i];
-                dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
-            }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[8 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -2339,8 +2724,8 @@ static void small_conv4_base_conv1_bn_backward(float *restrict d, const float *r
             const float *zr = z + at;
             for (int i = 0; i < 70; i++) dr[i] = (dr[i] - mean_d - (zr[i] - mean) * k) * scale;
         }
-        dgamma[c] = (float)dot * istd;
-        dbeta[c] = (float)sum;
+        dgamma[c] = dn_row_base ? -0.0f : (float)dot * istd;
+        dbeta[c] = dn_row_base ? -0.0f : (float)sum;
         const float mom = 0.1f;
         run_mean[c] = mom * mean + (1.0f - mom) * run_mean[c];
         run_var[c] = mom * stats[32 + c] + (1.0f - mom) * run_var[c];
@@ -2353,29 +2738,47 @@ static void small_conv4_base_conv1_bn_backward(float *restrict d, const float *r
 static void small_conv4_base_conv1_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 70;
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 70;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+                for (int i = 64; i < 70; i++) {
+                    sum8[i - 64] += dr[i];
+                    dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
+                }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[8 + c] = res[1];
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c], istd = stats[8 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-            for (int i = 64; i < 70; i++) {
-                sum8[i - 64] += dr[i];
-                dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
-            }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[8 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -2499,50 +2902,62 @@ static void small_conv4_base_conv2_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [10, 4, 2, 2] = sum over rows of d (x) x, db [10] = sums of d.
- * d [n, 10, 4, 6] (row stride 240). Each element sums rows in order. */
+ * d [n, 10, 4, 6] (row stride 240). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv4_base_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
-            float sb = 0.0f;
-            for (int i = 0; i < 24; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
+        float res[17];
+        float w_pend[1 * (17)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[17] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
+                float sb = 0.0f;
+                for (int i = 0; i < 24; i++) sb += dr[i];
+                part[16] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 17);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 17);
+        memcpy(g, res, sizeof(float) * 16);
+        gb = res[16];
         for (int e = 0; e < 16; e++) dw[(size_t)(c + 0) * 16 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -2556,44 +2971,56 @@ static void small_conv4_base_conv2_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
-            float sb = 0.0f;
-            for (int i = 0; i < 24; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
+        float res[17];
+        float w_pend[1 * (17)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[17] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
+                float sb = 0.0f;
+                for (int i = 0; i < 24; i++) sb += dr[i];
+                part[16] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 17);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 17);
+        memcpy(g, res, sizeof(float) * 16);
+        gb = res[16];
         for (int e = 0; e < 16; e++)
             dn_adam1(w + (size_t)(c + 0) * 16 + e, mw + (size_t)(c + 0) * 16 + e, vw + (size_t)(c + 0) * 16 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -2959,35 +3386,67 @@ static void small_conv4_base_conv2_backward_x(const float *restrict d, const flo
 
 /* Batch statistics of z [n, 10, 4, 6] (n >= 2) per channel into stats [5][16]: mean,
  * 1/sqrt(var + eps), alpha = gamma/std, shift = beta - mean * alpha, unbiased variance,
- * each over the channel's n * 24 values. Sums in double over the rows in order, each
- * row's plane in order into 8 lanes (position mod 8), then the lanes in order; one task
- * per channel. */
+ * each over the channel's n * 24 values. Sums in double over a chunk's rows in order,
+ * each row's plane in order into 8 lanes (position mod 8), then the lanes in order, then
+ * the chunks in the tree; one task per channel. The sums pass through red [2][16]
+ * (doubles), where dn_reduce_across combines the processes' shares under MPI. */
 static void small_conv4_base_conv2_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
-    const int64_t cnt = (int64_t)n * 24;
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 24;
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
-        double sum8[8] = {0}, sq8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += z[at + (size_t)(i + l)];
-                }
+        double sum;
+        double s_pend[1 * (1)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += z[at + (size_t)(i + l)];
+                    }
+            }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sum8[l];
+            dn_tree_pushd(s_pend, s_depth, &s_count, &part, 1);
         }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        const float mean = (float)(sum / cnt);
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    const float e = z[at + (size_t)(i + l)] - mean;
-                    sq8[l] += (double)(e * e);
-                }
+        dn_tree_finishd(s_pend, s_depth, s_count, &sum, 1);
+        red[c] = sum;
+    }
+    dn_reduce_across(red, 16);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        double sq;
+        const float mean = (float)(red[c] / cnt);
+        double q_pend[1 * (1)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sq8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        const float e = z[at + (size_t)(i + l)] - mean;
+                        sq8[l] += (double)(e * e);
+                    }
+            }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sq8[l];
+            dn_tree_pushd(q_pend, q_depth, &q_count, &part, 1);
         }
-        double sq = 0.0;
-        for (int l = 0; l < 8; l++) sq += sq8[l];
+        dn_tree_finishd(q_pend, q_depth, q_count, &sq, 1);
+        red[16 + c] = sq;
+    }
+    dn_reduce_across(red + 16, 16);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        const double sq = red[16 + c];
+        const float mean = (float)(red[c] / cnt);
         const float istd = (float)(1.0 / sqrt(sq / cnt + 0.001));
         const float alpha = istd * gamma[c];
         stats[0 + c] = mean;
@@ -3048,25 +3507,44 @@ static void small_conv4_base_conv2_bn_apply(const float *restrict z, const float
  * bn_batch's. */
 static void small_conv4_base_conv2_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 24;
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 24;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[16 + c] = res[1];
+    }
+    dn_reduce_across(red, 32);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c], istd = stats[16 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[16 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -3076,8 +3554,8 @@ static void small_conv4_base_conv2_bn_backward(float *restrict d, const float *r
             const float *zr = z + at;
             for (int i = 0; i < 24; i++) dr[i] = (dr[i] - mean_d - (zr[i] - mean) * k) * scale;
         }
-        dgamma[c] = (float)dot * istd;
-        dbeta[c] = (float)sum;
+        dgamma[c] = dn_row_base ? -0.0f : (float)dot * istd;
+        dbeta[c] = dn_row_base ? -0.0f : (float)sum;
         const float mom = 0.2f;
         run_mean[c] = mom * mean + (1.0f - mom) * run_mean[c];
         run_var[c] = mom * stats[64 + c] + (1.0f - mom) * run_var[c];
@@ -3090,25 +3568,43 @@ static void small_conv4_base_conv2_bn_backward(float *restrict d, const float *r
 static void small_conv4_base_conv2_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 24;
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 24;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[16 + c] = res[1];
+    }
+    dn_reduce_across(red, 32);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c], istd = stats[16 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[16 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -3306,7 +3802,7 @@ static void small_conv4_base_out_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [3, 60] = d^T x (in w's panels), db [3] = column sums of d.
  * d [n, 3] (row stride 8), x [n, 60] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv4_base_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -3316,50 +3812,70 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 56) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -3367,27 +3883,36 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -3403,41 +3928,61 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -3460,10 +4005,19 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 480 + u, v + 480 + u, gs, ac);
             }
         {
@@ -3476,43 +4030,52 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -3527,27 +4090,36 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -3563,10 +4135,19 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 480 + u, v + 480 + u, gs, ac);
             }
         {
@@ -3578,35 +4159,44 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -3627,7 +4217,7 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
 static void small_conv4_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     (void)a_prev;
     _Alignas(64) float wt[512];
@@ -3642,7 +4232,7 @@ static void small_conv4_base_head(const float *restrict x, const float *restrict
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 4 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -3921,8 +4511,8 @@ static void small_conv4_base_head(const float *restrict x, const float *restrict
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
 static void small_conv4_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -3949,14 +4539,24 @@ static void small_conv4_base_loss(const float *restrict z, const int32_t *restri
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv4_base_sum_rows(const small_conv4_base_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -3970,33 +4570,35 @@ static double small_conv4_base_sum_rows(const small_conv4_base_buffers *bf, int 
 static double small_conv4_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 782, 0, sizeof(float) * 48);
     small_conv4_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv4_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv4_base_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
                 n);
-        small_conv4_base_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, n);
+        small_conv4_base_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, (double *)bf.conv1_red, n, n_all);
         small_conv4_base_conv1_bn_apply(bf.conv1_z, bf.conv1_stats, bf.conv1_a, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv4_base_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
         small_conv4_base_conv2_forward(bf.pool1_a, params + 92, params + 252, bf.conv2_z,
                 n);
-        small_conv4_base_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, n);
+        small_conv4_base_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, (double *)bf.conv2_red, n, n_all);
         small_conv4_base_conv2_bn_apply(bf.conv2_z, bf.conv2_stats, bf.conv2_a, bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv4_base_pool2_forward(bf.conv2_h, bf.pool2_a, n);
         small_conv4_base_head(bf.pool2_a, params + 294, params + 774, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.pool2_d, NULL, bf.pool2_a, n);
+                bf.pool2_d, NULL, bf.pool2_a, n, n_all);
         small_conv4_base_out_backward_w(bf.out_d, bf.pool2_a, grads + 294, grads + 774, n);
         small_conv4_base_pool2_backward_x(bf.pool2_d, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
         small_conv4_base_conv2_bn_backward(bf.conv2_d, bf.conv2_z, bf.conv2_stats, params + 262, grads + 262, grads + 278,
-                params + 798, params + 814, n);
+                params + 798, params + 814, (double *)bf.conv2_red, n, n_all);
         small_conv4_base_conv2_backward_w(bf.conv2_d, bf.pool1_a, grads + 92, grads + 252, n);
         small_conv4_base_conv2_backward_x(bf.conv2_d, params + 92, bf.pool1_d, NULL, bf.pool1_a, n);
         small_conv4_base_pool1_backward_x(bf.pool1_d, (int32_t *)bf.pool1_arg, bf.conv1_d, bf.conv1_mask, bf.conv1_a, n);
         small_conv4_base_conv1_bn_backward(bf.conv1_d, bf.conv1_z, bf.conv1_stats, params + 76, grads + 76, grads + 84,
-                params + 782, params + 790, n);
+                params + 782, params + 790, (double *)bf.conv1_red, n, n_all);
         small_conv4_base_conv1_backward_w(bf.conv1_d, bt->x, grads + 0, grads + 72, n);
         dn_sync();
     }
@@ -4016,35 +4618,37 @@ static int small_conv4_base_rows_finite(const small_conv4_base_buffers *bf, int 
 static double small_conv4_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv4_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv4_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv4_base_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
                 n);
-        small_conv4_base_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, n);
+        small_conv4_base_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, (double *)bf.conv1_red, n, n_all);
         small_conv4_base_conv1_bn_apply(bf.conv1_z, bf.conv1_stats, bf.conv1_a, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv4_base_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
         small_conv4_base_conv2_forward(bf.pool1_a, params + 92, params + 252, bf.conv2_z,
                 n);
-        small_conv4_base_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, n);
+        small_conv4_base_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, (double *)bf.conv2_red, n, n_all);
         small_conv4_base_conv2_bn_apply(bf.conv2_z, bf.conv2_stats, bf.conv2_a, bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv4_base_pool2_forward(bf.conv2_h, bf.pool2_a, n);
         small_conv4_base_head(bf.pool2_a, params + 294, params + 774, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.pool2_d, NULL, bf.pool2_a, n);
+                bf.pool2_d, NULL, bf.pool2_a, n, n_all);
         if (small_conv4_base_rows_finite(&bf, n)) {
             small_conv4_base_out_backward_w_adam(bf.out_d, bf.pool2_a, params + 294, params + 774, m + 294, v + 294, ac, n);
             small_conv4_base_pool2_backward_x(bf.pool2_d, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
             small_conv4_base_conv2_bn_backward_adam(bf.conv2_d, bf.conv2_z, bf.conv2_stats, params + 262, params + 278, m + 262, v + 262,
-                    ac, params + 798, params + 814, n);
+                    ac, params + 798, params + 814, (double *)bf.conv2_red, n, n_all);
             small_conv4_base_conv2_backward_x(bf.conv2_d, params + 92, bf.pool1_d, NULL, bf.pool1_a, n);
             small_conv4_base_conv2_backward_w_adam(bf.conv2_d, bf.pool1_a, params + 92, params + 252, m + 92, v + 92, m + 252, v + 252,
                     ac, n);
             small_conv4_base_pool1_backward_x(bf.pool1_d, (int32_t *)bf.pool1_arg, bf.conv1_d, bf.conv1_mask, bf.conv1_a, n);
             small_conv4_base_conv1_bn_backward_adam(bf.conv1_d, bf.conv1_z, bf.conv1_stats, params + 76, params + 84, m + 76, v + 76,
-                    ac, params + 782, params + 790, n);
+                    ac, params + 782, params + 790, (double *)bf.conv1_red, n, n_all);
             small_conv4_base_conv1_backward_w_adam(bf.conv1_d, bt->x, params + 0, params + 72, m + 0, v + 0, m + 72, v + 72,
                     ac, n);
         }
@@ -4057,12 +4661,14 @@ static double small_conv4_base_train_step_adam(float *params, float *m, float *v
 static double small_conv4_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv4_base_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv4_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv4_base_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
                 n);
         small_conv4_base_conv1_bn_running(params + 782, params + 790, params + 76, params + 84, bf.conv1_stats);
@@ -4075,7 +4681,7 @@ static double small_conv4_base_eval(const float *params, void *ws, const dn_batc
         small_conv4_base_pool2_forward((mc ? bf.conv2_h : bf.conv2_a), bf.pool2_a, n);
         small_conv4_base_out_forward(bf.pool2_a, params + 294, params + 774, bf.out_a,
                 n);
-        small_conv4_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv4_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv4_base_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -4135,6 +4741,10 @@ static double small_conv4_base_eval(const float *params, void *ws, const dn_batc
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -4143,6 +4753,10 @@ static double small_conv4_base_eval(const float *params, void *ws, const dn_batc
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -4247,6 +4861,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -4411,7 +5059,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -4423,7 +5071,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -4449,6 +5097,7 @@ typedef struct {
     float *conv1_d; /* [n, 280] gradient wrt the pre-activation (zero past 280) */
     float *conv1_z; /* [n, 280] conv(x, W) + b, the input of batch norm */
     float *conv1_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var per channel */
+    float *conv1_red; /* [2][features] sums in double (batch norm) */
     float *pool1_a; /* [n, 64] activation */
     float *pool1_d; /* [n, 64] gradient wrt the pre-activation (zero past 60) */
     float *pool1_arg; /* [n, 64] int32: max pool's argmax in its input plane */
@@ -4458,6 +5107,7 @@ typedef struct {
     float *conv2_d; /* [n, 240] gradient wrt the pre-activation (zero past 240) */
     float *conv2_z; /* [n, 240] conv(x, W) + b, the input of batch norm */
     float *conv2_stats; /* [5][16] batch norm: mean, 1/std, alpha, shift, unbiased var per channel */
+    float *conv2_red; /* [2][features] sums in double (batch norm) */
     float *pool2_a; /* [n, 64] activation */
     float *pool2_d; /* [n, 64] gradient wrt the pre-activation (zero past 60) */
     float *out_a; /* [n, 8] activation */
@@ -4478,6 +5128,7 @@ static size_t small_conv4_avx2_bind(void *ws, int n, small_conv4_avx2_buffers *b
     bf->conv1_d = dn_carve(base, &off, rows * 280);
     bf->conv1_z = dn_carve(base, &off, rows * 280);
     bf->conv1_stats = dn_carve(base, &off, 40);
+    bf->conv1_red = dn_carve(base, &off, 32);
     bf->pool1_a = dn_carve(base, &off, rows * 64);
     bf->pool1_d = dn_carve(base, &off, rows * 64);
     bf->pool1_arg = dn_carve(base, &off, rows * 64);
@@ -4487,6 +5138,7 @@ static size_t small_conv4_avx2_bind(void *ws, int n, small_conv4_avx2_buffers *b
     bf->conv2_d = dn_carve(base, &off, rows * 240);
     bf->conv2_z = dn_carve(base, &off, rows * 240);
     bf->conv2_stats = dn_carve(base, &off, 80);
+    bf->conv2_red = dn_carve(base, &off, 64);
     bf->pool2_a = dn_carve(base, &off, rows * 64);
     bf->pool2_d = dn_carve(base, &off, rows * 64);
     bf->out_a = dn_carve(base, &off, rows * 8);
@@ -4898,7 +5550,7 @@ static void small_conv4_avx2_conv1_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [4, 2, 3, 3] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 7, 10] (row stride 280). Each element sums rows in order. */
+ * d [n, 4, 7, 10] (row stride 280). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -4906,406 +5558,504 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -5321,171 +6071,203 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -5504,406 +6286,504 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -5923,171 +6803,203 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -6101,42 +7013,74 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
 
 /* Batch statistics of z [n, 4, 7, 10] (n >= 2) per channel into stats [5][8]: mean,
  * 1/sqrt(var + eps), alpha = gamma/std, shift = beta - mean * alpha, unbiased variance,
- * each over the channel's n * 70 values. Sums in double over the rows in order, each
- * row's plane in order into 8 lanes (position mod 8), then the lanes in order; one task
- * per channel. */
+ * each over the channel's n * 70 values. Sums in double over a chunk's rows in order,
+ * each row's plane in order into 8 lanes (position mod 8), then the lanes in order, then
+ * the chunks in the tree; one task per channel. The sums pass through red [2][8]
+ * (doubles), where dn_reduce_across combines the processes' shares under MPI. */
 static void small_conv4_avx2_conv1_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
-    const int64_t cnt = (int64_t)n * 70;
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 70;
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
-        double sum8[8] = {0}, sq8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += z[at + (size_t)(i + l)];
+        double sum;
+        double s_pend[1 * (1)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += z[at + (size_t)(i + l)];
+                    }
+                for (int i = 64; i < 70; i++) {
+                    sum8[i - 64] += z[at + (size_t)i];
                 }
-            for (int i = 64; i < 70; i++) {
-                sum8[i - 64] += z[at + (size_t)i];
             }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sum8[l];
+            dn_tree_pushd(s_pend, s_depth, &s_count, &part, 1);
         }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        const float mean = (float)(sum / cnt);
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    const float e = z[at + (size_t)(i + l)] - mean;
-                    sq8[l] += (double)(e * e);
+        dn_tree_finishd(s_pend, s_depth, s_count, &sum, 1);
+        red[c] = sum;
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        double sq;
+        const float mean = (float)(red[c] / cnt);
+        double q_pend[1 * (1)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sq8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        const float e = z[at + (size_t)(i + l)] - mean;
+                        sq8[l] += (double)(e * e);
+                    }
+                for (int i = 64; i < 70; i++) {
+                    const float e = z[at + (size_t)i] - mean;
+                    sq8[i - 64] += (double)(e * e);
                 }
-            for (int i = 64; i < 70; i++) {
-                const float e = z[at + (size_t)i] - mean;
-                sq8[i - 64] += (double)(e * e);
             }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sq8[l];
+            dn_tree_pushd(q_pend, q_depth, &q_count, &part, 1);
         }
-        double sq = 0.0;
-        for (int l = 0; l < 8; l++) sq += sq8[l];
+        dn_tree_finishd(q_pend, q_depth, q_count, &sq, 1);
+        red[8 + c] = sq;
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        const double sq = red[8 + c];
+        const float mean = (float)(red[c] / cnt);
         const float istd = (float)(1.0 / sqrt(sq / cnt + 1.0000000000000001e-05));
         const float alpha = istd * gamma[c];
         stats[0 + c] = mean;
@@ -6196,29 +7140,48 @@ static void small_conv4_avx2_conv1_bn_apply(const float *restrict z, const float
  * bn_batch's. */
 static void small_conv4_avx2_conv1_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 70;
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 70;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+                for (int i = 64; i < 70; i++) {
+                    sum8[i - 64] += dr[i];
+                    dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
+                }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[8 + c] = res[1];
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c], istd = stats[8 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-            for (int i = 64; i < 70; i++) {
-                sum8[i - 64] += dr[i];
-                dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
-            }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[8 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -6228,8 +7191,8 @@ static void small_conv4_avx2_conv1_bn_backward(float *restrict d, const float *r
             const float *zr = z + at;
             for (int i = 0; i < 70; i++) dr[i] = (dr[i] - mean_d - (zr[i] - mean) * k) * scale;
         }
-        dgamma[c] = (float)dot * istd;
-        dbeta[c] = (float)sum;
+        dgamma[c] = dn_row_base ? -0.0f : (float)dot * istd;
+        dbeta[c] = dn_row_base ? -0.0f : (float)sum;
         const float mom = 0.1f;
         run_mean[c] = mom * mean + (1.0f - mom) * run_mean[c];
         run_var[c] = mom * stats[32 + c] + (1.0f - mom) * run_var[c];
@@ -6242,29 +7205,47 @@ static void small_conv4_avx2_conv1_bn_backward(float *restrict d, const float *r
 static void small_conv4_avx2_conv1_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 70;
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 70;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+                for (int i = 64; i < 70; i++) {
+                    sum8[i - 64] += dr[i];
+                    dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
+                }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[8 + c] = res[1];
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c], istd = stats[8 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-            for (int i = 64; i < 70; i++) {
-                sum8[i - 64] += dr[i];
-                dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
-            }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[8 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -6388,50 +7369,62 @@ static void small_conv4_avx2_conv2_forward(const float *restrict x, const float 
 }
 
 /* Weight gradients: dw [10, 4, 2, 2] = sum over rows of d (x) x, db [10] = sums of d.
- * d [n, 10, 4, 6] (row stride 240). Each element sums rows in order. */
+ * d [n, 10, 4, 6] (row stride 240). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv4_avx2_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
-            float sb = 0.0f;
-            for (int i = 0; i < 24; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
+        float res[17];
+        float w_pend[1 * (17)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[17] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
+                float sb = 0.0f;
+                for (int i = 0; i < 24; i++) sb += dr[i];
+                part[16] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 17);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 17);
+        memcpy(g, res, sizeof(float) * 16);
+        gb = res[16];
         for (int e = 0; e < 16; e++) dw[(size_t)(c + 0) * 16 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -6445,44 +7438,56 @@ static void small_conv4_avx2_conv2_backward_w_adam(const float *restrict d, cons
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
-            float sb = 0.0f;
-            for (int i = 0; i < 24; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
+        float res[17];
+        float w_pend[1 * (17)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[17] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
+                float sb = 0.0f;
+                for (int i = 0; i < 24; i++) sb += dr[i];
+                part[16] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 17);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 17);
+        memcpy(g, res, sizeof(float) * 16);
+        gb = res[16];
         for (int e = 0; e < 16; e++)
             dn_adam1(w + (size_t)(c + 0) * 16 + e, mw + (size_t)(c + 0) * 16 + e, vw + (size_t)(c + 0) * 16 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -6848,35 +7853,67 @@ static void small_conv4_avx2_conv2_backward_x(const float *restrict d, const flo
 
 /* Batch statistics of z [n, 10, 4, 6] (n >= 2) per channel into stats [5][16]: mean,
  * 1/sqrt(var + eps), alpha = gamma/std, shift = beta - mean * alpha, unbiased variance,
- * each over the channel's n * 24 values. Sums in double over the rows in order, each
- * row's plane in order into 8 lanes (position mod 8), then the lanes in order; one task
- * per channel. */
+ * each over the channel's n * 24 values. Sums in double over a chunk's rows in order,
+ * each row's plane in order into 8 lanes (position mod 8), then the lanes in order, then
+ * the chunks in the tree; one task per channel. The sums pass through red [2][16]
+ * (doubles), where dn_reduce_across combines the processes' shares under MPI. */
 static void small_conv4_avx2_conv2_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
-    const int64_t cnt = (int64_t)n * 24;
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 24;
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
-        double sum8[8] = {0}, sq8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += z[at + (size_t)(i + l)];
-                }
+        double sum;
+        double s_pend[1 * (1)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += z[at + (size_t)(i + l)];
+                    }
+            }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sum8[l];
+            dn_tree_pushd(s_pend, s_depth, &s_count, &part, 1);
         }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        const float mean = (float)(sum / cnt);
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    const float e = z[at + (size_t)(i + l)] - mean;
-                    sq8[l] += (double)(e * e);
-                }
+        dn_tree_finishd(s_pend, s_depth, s_count, &sum, 1);
+        red[c] = sum;
+    }
+    dn_reduce_across(red, 16);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        double sq;
+        const float mean = (float)(red[c] / cnt);
+        double q_pend[1 * (1)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sq8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        const float e = z[at + (size_t)(i + l)] - mean;
+                        sq8[l] += (double)(e * e);
+                    }
+            }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sq8[l];
+            dn_tree_pushd(q_pend, q_depth, &q_count, &part, 1);
         }
-        double sq = 0.0;
-        for (int l = 0; l < 8; l++) sq += sq8[l];
+        dn_tree_finishd(q_pend, q_depth, q_count, &sq, 1);
+        red[16 + c] = sq;
+    }
+    dn_reduce_across(red + 16, 16);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        const double sq = red[16 + c];
+        const float mean = (float)(red[c] / cnt);
         const float istd = (float)(1.0 / sqrt(sq / cnt + 0.001));
         const float alpha = istd * gamma[c];
         stats[0 + c] = mean;
@@ -6937,25 +7974,44 @@ static void small_conv4_avx2_conv2_bn_apply(const float *restrict z, const float
  * bn_batch's. */
 static void small_conv4_avx2_conv2_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 24;
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 24;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[16 + c] = res[1];
+    }
+    dn_reduce_across(red, 32);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c], istd = stats[16 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[16 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -6965,8 +8021,8 @@ static void small_conv4_avx2_conv2_bn_backward(float *restrict d, const float *r
             const float *zr = z + at;
             for (int i = 0; i < 24; i++) dr[i] = (dr[i] - mean_d - (zr[i] - mean) * k) * scale;
         }
-        dgamma[c] = (float)dot * istd;
-        dbeta[c] = (float)sum;
+        dgamma[c] = dn_row_base ? -0.0f : (float)dot * istd;
+        dbeta[c] = dn_row_base ? -0.0f : (float)sum;
         const float mom = 0.2f;
         run_mean[c] = mom * mean + (1.0f - mom) * run_mean[c];
         run_var[c] = mom * stats[64 + c] + (1.0f - mom) * run_var[c];
@@ -6979,25 +8035,43 @@ static void small_conv4_avx2_conv2_bn_backward(float *restrict d, const float *r
 static void small_conv4_avx2_conv2_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 24;
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 24;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[16 + c] = res[1];
+    }
+    dn_reduce_across(red, 32);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c], istd = stats[16 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[16 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -7195,7 +8269,7 @@ static void small_conv4_avx2_out_forward(const float *restrict x, const float *r
 
 /* Weight gradients: dw [3, 60] = d^T x (in w's panels), db [3] = column sums of d.
  * d [n, 3] (row stride 8), x [n, 60] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv4_avx2_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -7205,50 +8279,70 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 56) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -7256,27 +8350,36 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -7292,41 +8395,61 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -7349,10 +8472,19 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 480 + u, v + 480 + u, gs, ac);
             }
         {
@@ -7365,43 +8497,52 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -7416,27 +8557,36 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -7452,10 +8602,19 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 480 + u, v + 480 + u, gs, ac);
             }
         {
@@ -7467,35 +8626,44 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -7516,7 +8684,7 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
 static void small_conv4_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     (void)a_prev;
     _Alignas(64) float wt[512];
@@ -7531,7 +8699,7 @@ static void small_conv4_avx2_head(const float *restrict x, const float *restrict
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 4 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -7810,8 +8978,8 @@ static void small_conv4_avx2_head(const float *restrict x, const float *restrict
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
 static void small_conv4_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -7838,14 +9006,24 @@ static void small_conv4_avx2_loss(const float *restrict z, const int32_t *restri
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv4_avx2_sum_rows(const small_conv4_avx2_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -7859,33 +9037,35 @@ static double small_conv4_avx2_sum_rows(const small_conv4_avx2_buffers *bf, int 
 static double small_conv4_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 782, 0, sizeof(float) * 48);
     small_conv4_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv4_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv4_avx2_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
                 n);
-        small_conv4_avx2_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, n);
+        small_conv4_avx2_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, (double *)bf.conv1_red, n, n_all);
         small_conv4_avx2_conv1_bn_apply(bf.conv1_z, bf.conv1_stats, bf.conv1_a, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv4_avx2_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
         small_conv4_avx2_conv2_forward(bf.pool1_a, params + 92, params + 252, bf.conv2_z,
                 n);
-        small_conv4_avx2_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, n);
+        small_conv4_avx2_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, (double *)bf.conv2_red, n, n_all);
         small_conv4_avx2_conv2_bn_apply(bf.conv2_z, bf.conv2_stats, bf.conv2_a, bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv4_avx2_pool2_forward(bf.conv2_h, bf.pool2_a, n);
         small_conv4_avx2_head(bf.pool2_a, params + 294, params + 774, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.pool2_d, NULL, bf.pool2_a, n);
+                bf.pool2_d, NULL, bf.pool2_a, n, n_all);
         small_conv4_avx2_out_backward_w(bf.out_d, bf.pool2_a, grads + 294, grads + 774, n);
         small_conv4_avx2_pool2_backward_x(bf.pool2_d, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
         small_conv4_avx2_conv2_bn_backward(bf.conv2_d, bf.conv2_z, bf.conv2_stats, params + 262, grads + 262, grads + 278,
-                params + 798, params + 814, n);
+                params + 798, params + 814, (double *)bf.conv2_red, n, n_all);
         small_conv4_avx2_conv2_backward_w(bf.conv2_d, bf.pool1_a, grads + 92, grads + 252, n);
         small_conv4_avx2_conv2_backward_x(bf.conv2_d, params + 92, bf.pool1_d, NULL, bf.pool1_a, n);
         small_conv4_avx2_pool1_backward_x(bf.pool1_d, (int32_t *)bf.pool1_arg, bf.conv1_d, bf.conv1_mask, bf.conv1_a, n);
         small_conv4_avx2_conv1_bn_backward(bf.conv1_d, bf.conv1_z, bf.conv1_stats, params + 76, grads + 76, grads + 84,
-                params + 782, params + 790, n);
+                params + 782, params + 790, (double *)bf.conv1_red, n, n_all);
         small_conv4_avx2_conv1_backward_w(bf.conv1_d, bt->x, grads + 0, grads + 72, n);
         dn_sync();
     }
@@ -7905,35 +9085,37 @@ static int small_conv4_avx2_rows_finite(const small_conv4_avx2_buffers *bf, int 
 static double small_conv4_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv4_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv4_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv4_avx2_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
                 n);
-        small_conv4_avx2_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, n);
+        small_conv4_avx2_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, (double *)bf.conv1_red, n, n_all);
         small_conv4_avx2_conv1_bn_apply(bf.conv1_z, bf.conv1_stats, bf.conv1_a, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv4_avx2_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
         small_conv4_avx2_conv2_forward(bf.pool1_a, params + 92, params + 252, bf.conv2_z,
                 n);
-        small_conv4_avx2_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, n);
+        small_conv4_avx2_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, (double *)bf.conv2_red, n, n_all);
         small_conv4_avx2_conv2_bn_apply(bf.conv2_z, bf.conv2_stats, bf.conv2_a, bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv4_avx2_pool2_forward(bf.conv2_h, bf.pool2_a, n);
         small_conv4_avx2_head(bf.pool2_a, params + 294, params + 774, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.pool2_d, NULL, bf.pool2_a, n);
+                bf.pool2_d, NULL, bf.pool2_a, n, n_all);
         if (small_conv4_avx2_rows_finite(&bf, n)) {
             small_conv4_avx2_out_backward_w_adam(bf.out_d, bf.pool2_a, params + 294, params + 774, m + 294, v + 294, ac, n);
             small_conv4_avx2_pool2_backward_x(bf.pool2_d, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
             small_conv4_avx2_conv2_bn_backward_adam(bf.conv2_d, bf.conv2_z, bf.conv2_stats, params + 262, params + 278, m + 262, v + 262,
-                    ac, params + 798, params + 814, n);
+                    ac, params + 798, params + 814, (double *)bf.conv2_red, n, n_all);
             small_conv4_avx2_conv2_backward_x(bf.conv2_d, params + 92, bf.pool1_d, NULL, bf.pool1_a, n);
             small_conv4_avx2_conv2_backward_w_adam(bf.conv2_d, bf.pool1_a, params + 92, params + 252, m + 92, v + 92, m + 252, v + 252,
                     ac, n);
             small_conv4_avx2_pool1_backward_x(bf.pool1_d, (int32_t *)bf.pool1_arg, bf.conv1_d, bf.conv1_mask, bf.conv1_a, n);
             small_conv4_avx2_conv1_bn_backward_adam(bf.conv1_d, bf.conv1_z, bf.conv1_stats, params + 76, params + 84, m + 76, v + 76,
-                    ac, params + 782, params + 790, n);
+                    ac, params + 782, params + 790, (double *)bf.conv1_red, n, n_all);
             small_conv4_avx2_conv1_backward_w_adam(bf.conv1_d, bt->x, params + 0, params + 72, m + 0, v + 0, m + 72, v + 72,
                     ac, n);
         }
@@ -7946,12 +9128,14 @@ static double small_conv4_avx2_train_step_adam(float *params, float *m, float *v
 static double small_conv4_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv4_avx2_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv4_avx2_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv4_avx2_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
                 n);
         small_conv4_avx2_conv1_bn_running(params + 782, params + 790, params + 76, params + 84, bf.conv1_stats);
@@ -7964,7 +9148,7 @@ static double small_conv4_avx2_eval(const float *params, void *ws, const dn_batc
         small_conv4_avx2_pool2_forward((mc ? bf.conv2_h : bf.conv2_a), bf.pool2_a, n);
         small_conv4_avx2_out_forward(bf.pool2_a, params + 294, params + 774, bf.out_a,
                 n);
-        small_conv4_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv4_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv4_avx2_sum_rows(&bf, n, correct) : 0.0;
 }
@@ -8031,6 +9215,10 @@ static double small_conv4_avx2_eval(const float *params, void *ws, const dn_batc
 #undef dn_philox16
 #undef dn_dropout_scales8
 #undef dn_dropout_block
+#undef dn_tree_push
+#undef dn_tree_finish
+#undef dn_tree_pushd
+#undef dn_tree_finishd
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -8039,6 +9227,10 @@ static double small_conv4_avx2_eval(const float *params, void *ws, const dn_batc
 #define dn_philox16 DN_VNAME(dn_philox16)
 #define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
 #define dn_dropout_block DN_VNAME(dn_dropout_block)
+#define dn_tree_push DN_VNAME(dn_tree_push)
+#define dn_tree_finish DN_VNAME(dn_tree_finish)
+#define dn_tree_pushd DN_VNAME(dn_tree_pushd)
+#define dn_tree_finishd DN_VNAME(dn_tree_finishd)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -8143,6 +9335,40 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     dn_store8(v, vi);
     dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
 }
+
+/* Sums over a batch's rows in chunks (the prelude's DN_CHUNK): a kernel sums
+ * each chunk's rows from zero into part[len], then pushes it; the pushes
+ * keep a binary counter of pending subtree sums in pend[depth][len] (count:
+ * the chunks pushed so far, 0 at first; fewer than 2^depth), so that the chunk sums combine in
+ * one fixed tree whose shape depends on the number of chunks alone: each
+ * node splits at the largest power of two below its size, left subtree
+ * first, ((c0 + c1) + (c2 + c3)) + c4 for five chunks. Any contiguous run of
+ * chunks that is a node of that tree (a process's share under MPI) sums to
+ * the same bits wherever it is computed. part is clobbered. */
+#define DN_TREE_FNS(push, finish, T)                                                        \
+    DN_INLINE void push(T *restrict pend, int depth, int *count, T *restrict part, int len) { \
+        int k = *count, lv = 0;                                                              \
+        for (; (k & 1) && lv + 1 < depth; k >>= 1, lv++)                                     \
+            for (int i = 0; i < len; i++) part[i] = pend[(size_t)lv * len + i] + part[i];    \
+        memcpy(pend + (size_t)lv * len, part, sizeof(T) * (size_t)len);                     \
+        ++*count;                                                                            \
+    }                                                                                        \
+    /* The root of the tree over `count` pushed chunks into out[len] (zeros for none). */   \
+    DN_INLINE void finish(const T *restrict pend, int depth, int count, T *restrict out, int len) { \
+        if (count == 0) {                                                                    \
+            memset(out, 0, sizeof(T) * (size_t)len);                                         \
+            return;                                                                          \
+        }                                                                                    \
+        int lv = __builtin_ctz((unsigned)count), k = count >> (lv + 1);                      \
+        if (lv >= depth) lv = depth - 1; /* never: count < 2^depth */                       \
+        memcpy(out, pend + (size_t)lv * len, sizeof(T) * (size_t)len);                       \
+        for (lv++; k && lv < depth; k >>= 1, lv++)                                           \
+            if (k & 1)                                                                       \
+                for (int i = 0; i < len; i++) out[i] = pend[(size_t)lv * len + i] + out[i];  \
+    }
+DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
+DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
+#undef DN_TREE_FNS
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -8307,7 +9533,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
             c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
-            c1[l] = row0 + (uint32_t)((first + l) / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)((first + l) / groups);
         }
         dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
         dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
@@ -8319,7 +9545,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
         for (int l = 0; l < 8; l++) {
             const int g = first + l < n ? first + l : n - 1;
             c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
-            c1[l] = row0 + (uint32_t)(g / groups);
+            c1[l] = row0 + dn_row_base + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
 #if DN_HAVE_AVX2
@@ -8345,6 +9571,7 @@ typedef struct {
     float *conv1_d; /* [n, 280] gradient wrt the pre-activation (zero past 280) */
     float *conv1_z; /* [n, 280] conv(x, W) + b, the input of batch norm */
     float *conv1_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var per channel */
+    float *conv1_red; /* [2][features] sums in double (batch norm) */
     float *pool1_a; /* [n, 64] activation */
     float *pool1_d; /* [n, 64] gradient wrt the pre-activation (zero past 60) */
     float *pool1_arg; /* [n, 64] int32: max pool's argmax in its input plane */
@@ -8354,6 +9581,7 @@ typedef struct {
     float *conv2_d; /* [n, 240] gradient wrt the pre-activation (zero past 240) */
     float *conv2_z; /* [n, 240] conv(x, W) + b, the input of batch norm */
     float *conv2_stats; /* [5][16] batch norm: mean, 1/std, alpha, shift, unbiased var per channel */
+    float *conv2_red; /* [2][features] sums in double (batch norm) */
     float *pool2_a; /* [n, 64] activation */
     float *pool2_d; /* [n, 64] gradient wrt the pre-activation (zero past 60) */
     float *out_a; /* [n, 8] activation */
@@ -8374,6 +9602,7 @@ static size_t small_conv4_avx512_bind(void *ws, int n, small_conv4_avx512_buffer
     bf->conv1_d = dn_carve(base, &off, rows * 280);
     bf->conv1_z = dn_carve(base, &off, rows * 280);
     bf->conv1_stats = dn_carve(base, &off, 40);
+    bf->conv1_red = dn_carve(base, &off, 32);
     bf->pool1_a = dn_carve(base, &off, rows * 64);
     bf->pool1_d = dn_carve(base, &off, rows * 64);
     bf->pool1_arg = dn_carve(base, &off, rows * 64);
@@ -8383,6 +9612,7 @@ static size_t small_conv4_avx512_bind(void *ws, int n, small_conv4_avx512_buffer
     bf->conv2_d = dn_carve(base, &off, rows * 240);
     bf->conv2_z = dn_carve(base, &off, rows * 240);
     bf->conv2_stats = dn_carve(base, &off, 80);
+    bf->conv2_red = dn_carve(base, &off, 64);
     bf->pool2_a = dn_carve(base, &off, rows * 64);
     bf->pool2_d = dn_carve(base, &off, rows * 64);
     bf->out_a = dn_carve(base, &off, rows * 8);
@@ -8794,7 +10024,7 @@ static void small_conv4_avx512_conv1_forward(const float *restrict x, const floa
 }
 
 /* Weight gradients: dw [4, 2, 3, 3] = sum over rows of d (x) x, db [4] = sums of d.
- * d [n, 4, 7, 10] (row stride 280). Each element sums rows in order. */
+ * d [n, 4, 7, 10] (row stride 280). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -8802,406 +10032,504 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -9217,171 +10545,203 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
@@ -9400,406 +10760,504 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
     for (int t = 0; t < 1; t++) {
         const int c = 4 * t;
         float g[72] = {0}, gb[4] = {0};
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[0] += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[0] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[1] += sb;
+        { /* the bias gradient of filter c + 1 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 1) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[1] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[2] += sb;
+        { /* the bias gradient of filter c + 2 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[2] = sum;
         }
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb[3] += sb;
+        { /* the bias gradient of filter c + 3 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb[3] = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0_0 = {0};
-                dn_v16 acc1_0_0 = {0};
-                float tail0_0[4] = {0};
-                dn_v16 acc0_0_1 = {0};
-                dn_v16 acc1_0_1 = {0};
-                float tail0_1[4] = {0};
-                dn_v16 acc0_0_2 = {0};
-                dn_v16 acc1_0_2 = {0};
-                float tail0_2[4] = {0};
-                dn_v16 acc0_1_0 = {0};
-                dn_v16 acc1_1_0 = {0};
-                float tail1_0[4] = {0};
-                dn_v16 acc0_1_1 = {0};
-                dn_v16 acc1_1_1 = {0};
-                float tail1_1[4] = {0};
-                dn_v16 acc0_1_2 = {0};
-                dn_v16 acc1_1_2 = {0};
-                float tail1_2[4] = {0};
-                dn_v16 acc0_2_0 = {0};
-                dn_v16 acc1_2_0 = {0};
-                float tail2_0[4] = {0};
-                dn_v16 acc0_2_1 = {0};
-                dn_v16 acc1_2_1 = {0};
-                float tail2_1[4] = {0};
-                dn_v16 acc0_2_2 = {0};
-                dn_v16 acc1_2_2 = {0};
-                float tail2_2[4] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
-                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
-                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                float res[36];
+                float w_pend[1 * (36)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v16 acc0_0_0 = {0};
+                    dn_v16 acc1_0_0 = {0};
+                    float tail0_0[4] = {0};
+                    dn_v16 acc0_0_1 = {0};
+                    dn_v16 acc1_0_1 = {0};
+                    float tail0_1[4] = {0};
+                    dn_v16 acc0_0_2 = {0};
+                    dn_v16 acc1_0_2 = {0};
+                    float tail0_2[4] = {0};
+                    dn_v16 acc0_1_0 = {0};
+                    dn_v16 acc1_1_0 = {0};
+                    float tail1_0[4] = {0};
+                    dn_v16 acc0_1_1 = {0};
+                    dn_v16 acc1_1_1 = {0};
+                    float tail1_1[4] = {0};
+                    dn_v16 acc0_1_2 = {0};
+                    dn_v16 acc1_1_2 = {0};
+                    float tail1_2[4] = {0};
+                    dn_v16 acc0_2_0 = {0};
+                    dn_v16 acc1_2_0 = {0};
+                    float tail2_0[4] = {0};
+                    dn_v16 acc0_2_1 = {0};
+                    dn_v16 acc1_2_1 = {0};
+                    float tail2_1[4] = {0};
+                    dn_v16 acc0_2_2 = {0};
+                    dn_v16 acc1_2_2 = {0};
+                    float tail2_2[4] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                                const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                    acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                    acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                    acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                    acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                    acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                    acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                    acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                    acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                                }
+                                {
+                                    const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                    acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                                }
                             }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
-                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
-                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
-                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
-                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
-                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
-                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
-                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
-                            }
-                            {
-                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
-                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
+                    float part[36];
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[1] = sum + tail0_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[3] = sum + tail0_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail0_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[5] = sum + tail0_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail0_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[7] = sum + tail0_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail0_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[9] = sum + tail0_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[10] = sum + tail0_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[11] = sum + tail0_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[12] = sum + tail1_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[13] = sum + tail1_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[14] = sum + tail1_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[15] = sum + tail1_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[16] = sum + tail1_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[17] = sum + tail1_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[18] = sum + tail1_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[19] = sum + tail1_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[20] = sum + tail1_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[21] = sum + tail1_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[22] = sum + tail1_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[23] = sum + tail1_2[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[24] = sum + tail2_0[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[25] = sum + tail2_0[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[26] = sum + tail2_0[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[27] = sum + tail2_0[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[28] = sum + tail2_1[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[29] = sum + tail2_1[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[30] = sum + tail2_1[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[31] = sum + tail2_1[3];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[32] = sum + tail2_2[0];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[33] = sum + tail2_2[1];
+                        }
+                    }
+                    {
+                        float lanes[16];
+                        dn_store16(lanes, acc1_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[34] = sum + tail2_2[2];
+                        }
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                            part[35] = sum + tail2_2[3];
+                        }
+                    }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 36);
                 }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 0] = sum + tail0_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 1] = sum + tail0_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 2] = sum + tail0_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_0_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 3] = sum + tail1_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 4] = sum + tail1_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 5] = sum + tail1_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_1_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 6] = sum + tail2_0[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_0);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 7] = sum + tail2_1[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_1);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc0_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[18 + ci * 9 + 8] = sum + tail2_2[1];
-                    }
-                }
-                {
-                    float lanes[16];
-                    dn_store16(lanes, acc1_2_2);
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
-                    }
-                    {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
-                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
-                    }
-                }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 36);
+                g[0 + ci * 9 + 0] = res[0];
+                g[18 + ci * 9 + 0] = res[1];
+                g[36 + ci * 9 + 0] = res[2];
+                g[54 + ci * 9 + 0] = res[3];
+                g[0 + ci * 9 + 1] = res[4];
+                g[18 + ci * 9 + 1] = res[5];
+                g[36 + ci * 9 + 1] = res[6];
+                g[54 + ci * 9 + 1] = res[7];
+                g[0 + ci * 9 + 2] = res[8];
+                g[18 + ci * 9 + 2] = res[9];
+                g[36 + ci * 9 + 2] = res[10];
+                g[54 + ci * 9 + 2] = res[11];
+                g[0 + ci * 9 + 3] = res[12];
+                g[18 + ci * 9 + 3] = res[13];
+                g[36 + ci * 9 + 3] = res[14];
+                g[54 + ci * 9 + 3] = res[15];
+                g[0 + ci * 9 + 4] = res[16];
+                g[18 + ci * 9 + 4] = res[17];
+                g[36 + ci * 9 + 4] = res[18];
+                g[54 + ci * 9 + 4] = res[19];
+                g[0 + ci * 9 + 5] = res[20];
+                g[18 + ci * 9 + 5] = res[21];
+                g[36 + ci * 9 + 5] = res[22];
+                g[54 + ci * 9 + 5] = res[23];
+                g[0 + ci * 9 + 6] = res[24];
+                g[18 + ci * 9 + 6] = res[25];
+                g[36 + ci * 9 + 6] = res[26];
+                g[54 + ci * 9 + 6] = res[27];
+                g[0 + ci * 9 + 7] = res[28];
+                g[18 + ci * 9 + 7] = res[29];
+                g[36 + ci * 9 + 7] = res[30];
+                g[54 + ci * 9 + 7] = res[31];
+                g[0 + ci * 9 + 8] = res[32];
+                g[18 + ci * 9 + 8] = res[33];
+                g[36 + ci * 9 + 8] = res[34];
+                g[54 + ci * 9 + 8] = res[35];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -9819,171 +11277,203 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[18] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
-            float sb = 0.0f;
-            for (int i = 0; i < 70; i++) sb += dr[i];
-            gb += sb;
+        { /* the bias gradient of filter c + 0 */
+            float sum;
+            float b_pend[1 * (1)];
+            const int b_depth = 1;
+            int b_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                float part = 0.0f;
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
+                    float sb = 0.0f;
+                    for (int i = 0; i < 70; i++) sb += dr[i];
+                    part += sb;
+                }
+                dn_tree_push(b_pend, b_depth, &b_count, &part, 1);
+            }
+            dn_tree_finish(b_pend, b_depth, b_count, &sum, 1);
+            gb = sum;
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0_0 = {0};
-                float tail0_0[1] = {0};
-                dn_v8 acc0_0_1 = {0};
-                float tail0_1[1] = {0};
-                dn_v8 acc0_0_2 = {0};
-                float tail0_2[1] = {0};
-                dn_v8 acc0_1_0 = {0};
-                float tail1_0[1] = {0};
-                dn_v8 acc0_1_1 = {0};
-                float tail1_1[1] = {0};
-                dn_v8 acc0_1_2 = {0};
-                float tail1_2[1] = {0};
-                dn_v8 acc0_2_0 = {0};
-                float tail2_0[1] = {0};
-                dn_v8 acc0_2_1 = {0};
-                float tail2_1[1] = {0};
-                dn_v8 acc0_2_2 = {0};
-                float tail2_2[1] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
-                    const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
-                    for (int oy = 0; oy < 7; oy++) {
-                        const float *drow = dr + oy * 10;
-                        const float *xrow0 = xc + (oy * 1 + 0) * 12;
-                        const float *xrow1 = xc + (oy * 1 + 1) * 12;
-                        const float *xrow2 = xc + (oy * 1 + 2) * 12;
-                        for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv0 = dn_load8(drow + ox);
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
-                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                float res[9];
+                float w_pend[1 * (9)];
+                const int w_depth = 1;
+                int w_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
+                        const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
+                        for (int oy = 0; oy < 7; oy++) {
+                            const float *drow = dr + oy * 10;
+                            const float *xrow0 = xc + (oy * 1 + 0) * 12;
+                            const float *xrow1 = xc + (oy * 1 + 1) * 12;
+                            const float *xrow2 = xc + (oy * 1 + 2) * 12;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                    acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                    acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                    acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
-                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
-                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
-                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
-                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
-                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
-                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
-                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
-                            }
-                            {
-                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
-                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
-                            }
+                            for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                            for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_0);
+                    float part[9];
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[0] = sum + tail0_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[1] = sum + tail0_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_0_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[2] = sum + tail0_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[3] = sum + tail1_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[4] = sum + tail1_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_1_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[5] = sum + tail1_2[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_0);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[6] = sum + tail2_0[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_1);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[7] = sum + tail2_1[0];
+                        }
                     }
-                }
-                {
-                    float lanes[8];
-                    dn_store8(lanes, acc0_2_2);
                     {
-                        float sum = 0.0f;
-                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            part[8] = sum + tail2_2[0];
+                        }
                     }
+                    dn_tree_push(w_pend, w_depth, &w_count, part, 9);
                 }
+                dn_tree_finish(w_pend, w_depth, w_count, res, 9);
+                g[0 + ci * 9 + 0] = res[0];
+                g[0 + ci * 9 + 1] = res[1];
+                g[0 + ci * 9 + 2] = res[2];
+                g[0 + ci * 9 + 3] = res[3];
+                g[0 + ci * 9 + 4] = res[4];
+                g[0 + ci * 9 + 5] = res[5];
+                g[0 + ci * 9 + 6] = res[6];
+                g[0 + ci * 9 + 7] = res[7];
+                g[0 + ci * 9 + 8] = res[8];
             }
         }
         for (int e = 0; e < 18; e++)
@@ -9997,42 +11487,74 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
 
 /* Batch statistics of z [n, 4, 7, 10] (n >= 2) per channel into stats [5][8]: mean,
  * 1/sqrt(var + eps), alpha = gamma/std, shift = beta - mean * alpha, unbiased variance,
- * each over the channel's n * 70 values. Sums in double over the rows in order, each
- * row's plane in order into 8 lanes (position mod 8), then the lanes in order; one task
- * per channel. */
+ * each over the channel's n * 70 values. Sums in double over a chunk's rows in order,
+ * each row's plane in order into 8 lanes (position mod 8), then the lanes in order, then
+ * the chunks in the tree; one task per channel. The sums pass through red [2][8]
+ * (doubles), where dn_reduce_across combines the processes' shares under MPI. */
 static void small_conv4_avx512_conv1_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
-    const int64_t cnt = (int64_t)n * 70;
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 70;
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
-        double sum8[8] = {0}, sq8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += z[at + (size_t)(i + l)];
+        double sum;
+        double s_pend[1 * (1)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += z[at + (size_t)(i + l)];
+                    }
+                for (int i = 64; i < 70; i++) {
+                    sum8[i - 64] += z[at + (size_t)i];
                 }
-            for (int i = 64; i < 70; i++) {
-                sum8[i - 64] += z[at + (size_t)i];
             }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sum8[l];
+            dn_tree_pushd(s_pend, s_depth, &s_count, &part, 1);
         }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        const float mean = (float)(sum / cnt);
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    const float e = z[at + (size_t)(i + l)] - mean;
-                    sq8[l] += (double)(e * e);
+        dn_tree_finishd(s_pend, s_depth, s_count, &sum, 1);
+        red[c] = sum;
+    }
+    dn_reduce_across(red, 8);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        double sq;
+        const float mean = (float)(red[c] / cnt);
+        double q_pend[1 * (1)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sq8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        const float e = z[at + (size_t)(i + l)] - mean;
+                        sq8[l] += (double)(e * e);
+                    }
+                for (int i = 64; i < 70; i++) {
+                    const float e = z[at + (size_t)i] - mean;
+                    sq8[i - 64] += (double)(e * e);
                 }
-            for (int i = 64; i < 70; i++) {
-                const float e = z[at + (size_t)i] - mean;
-                sq8[i - 64] += (double)(e * e);
             }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sq8[l];
+            dn_tree_pushd(q_pend, q_depth, &q_count, &part, 1);
         }
-        double sq = 0.0;
-        for (int l = 0; l < 8; l++) sq += sq8[l];
+        dn_tree_finishd(q_pend, q_depth, q_count, &sq, 1);
+        red[8 + c] = sq;
+    }
+    dn_reduce_across(red + 8, 8);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        const double sq = red[8 + c];
+        const float mean = (float)(red[c] / cnt);
         const float istd = (float)(1.0 / sqrt(sq / cnt + 1.0000000000000001e-05));
         const float alpha = istd * gamma[c];
         stats[0 + c] = mean;
@@ -10092,29 +11614,48 @@ static void small_conv4_avx512_conv1_bn_apply(const float *restrict z, const flo
  * bn_batch's. */
 static void small_conv4_avx512_conv1_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 70;
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 70;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+                for (int i = 64; i < 70; i++) {
+                    sum8[i - 64] += dr[i];
+                    dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
+                }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[8 + c] = res[1];
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c], istd = stats[8 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-            for (int i = 64; i < 70; i++) {
-                sum8[i - 64] += dr[i];
-                dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
-            }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[8 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -10124,8 +11665,8 @@ static void small_conv4_avx512_conv1_bn_backward(float *restrict d, const float 
             const float *zr = z + at;
             for (int i = 0; i < 70; i++) dr[i] = (dr[i] - mean_d - (zr[i] - mean) * k) * scale;
         }
-        dgamma[c] = (float)dot * istd;
-        dbeta[c] = (float)sum;
+        dgamma[c] = dn_row_base ? -0.0f : (float)dot * istd;
+        dbeta[c] = dn_row_base ? -0.0f : (float)sum;
         const float mom = 0.1f;
         run_mean[c] = mom * mean + (1.0f - mom) * run_mean[c];
         run_var[c] = mom * stats[32 + c] + (1.0f - mom) * run_var[c];
@@ -10138,29 +11679,47 @@ static void small_conv4_avx512_conv1_bn_backward(float *restrict d, const float 
 static void small_conv4_avx512_conv1_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 70;
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 70;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 4; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 280 + (size_t)c * 70;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 64; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+                for (int i = 64; i < 70; i++) {
+                    sum8[i - 64] += dr[i];
+                    dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
+                }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[8 + c] = res[1];
+    }
+    dn_reduce_across(red, 16);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c], istd = stats[8 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 64; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-            for (int i = 64; i < 70; i++) {
-                sum8[i - 64] += dr[i];
-                dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
-            }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[8 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -10284,50 +11843,62 @@ static void small_conv4_avx512_conv2_forward(const float *restrict x, const floa
 }
 
 /* Weight gradients: dw [10, 4, 2, 2] = sum over rows of d (x) x, db [10] = sums of d.
- * d [n, 10, 4, 6] (row stride 240). Each element sums rows in order. */
+ * d [n, 10, 4, 6] (row stride 240). Each element sums a chunk's rows in order, then the chunks in the tree. */
 static void small_conv4_avx512_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
-            float sb = 0.0f;
-            for (int i = 0; i < 24; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
+        float res[17];
+        float w_pend[1 * (17)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[17] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
+                float sb = 0.0f;
+                for (int i = 0; i < 24; i++) sb += dr[i];
+                part[16] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 17);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 17);
+        memcpy(g, res, sizeof(float) * 16);
+        gb = res[16];
         for (int e = 0; e < 16; e++) dw[(size_t)(c + 0) * 16 + e] = g[0 + e];
         db[c + 0] = gb;
     }
@@ -10341,44 +11912,56 @@ static void small_conv4_avx512_conv2_backward_w_adam(const float *restrict d, co
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
-        for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
-            float sb = 0.0f;
-            for (int i = 0; i < 24; i++) sb += dr[i];
-            gb += sb;
-            for (int ci = 0; ci < 4; ci++) {
-                const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
-                float *gc = g + ci * 4;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
-                    gc[0] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 4; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
-                    gc[1] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 1; ox < 6; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
-                    gc[2] += sum;
-                }
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 3; oy++)
-                        for (int ox = 0; ox < 5; ox++)
-                            sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
-                    gc[3] += sum;
+        float res[17];
+        float w_pend[1 * (17)];
+        const int w_depth = 1;
+        int w_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            float part[17] = {0};
+            for (int r = c0; r < c1; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)c * 24;
+                float sb = 0.0f;
+                for (int i = 0; i < 24; i++) sb += dr[i];
+                part[16] += sb;
+                for (int ci = 0; ci < 4; ci++) {
+                    const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
+                    float *gc = part + ci * 4;
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
+                        gc[0] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 1; oy < 4; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
+                        gc[1] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 1; ox < 6; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
+                        gc[2] += sum;
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int oy = 0; oy < 3; oy++)
+                            for (int ox = 0; ox < 5; ox++)
+                                sum += dr[oy * 6 + ox] * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+                        gc[3] += sum;
+                    }
                 }
             }
+            dn_tree_push(w_pend, w_depth, &w_count, part, 17);
         }
+        dn_tree_finish(w_pend, w_depth, w_count, res, 17);
+        memcpy(g, res, sizeof(float) * 16);
+        gb = res[16];
         for (int e = 0; e < 16; e++)
             dn_adam1(w + (size_t)(c + 0) * 16 + e, mw + (size_t)(c + 0) * 16 + e, vw + (size_t)(c + 0) * 16 + e, g[0 + e], ac);
         dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
@@ -10744,35 +12327,67 @@ static void small_conv4_avx512_conv2_backward_x(const float *restrict d, const f
 
 /* Batch statistics of z [n, 10, 4, 6] (n >= 2) per channel into stats [5][16]: mean,
  * 1/sqrt(var + eps), alpha = gamma/std, shift = beta - mean * alpha, unbiased variance,
- * each over the channel's n * 24 values. Sums in double over the rows in order, each
- * row's plane in order into 8 lanes (position mod 8), then the lanes in order; one task
- * per channel. */
+ * each over the channel's n * 24 values. Sums in double over a chunk's rows in order,
+ * each row's plane in order into 8 lanes (position mod 8), then the lanes in order, then
+ * the chunks in the tree; one task per channel. The sums pass through red [2][16]
+ * (doubles), where dn_reduce_across combines the processes' shares under MPI. */
 static void small_conv4_avx512_conv2_bn_batch(const float *restrict z, const float *restrict gamma,
-        const float *restrict beta, float *restrict stats, int n) {
-    const int64_t cnt = (int64_t)n * 24;
+        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 24;
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
-        double sum8[8] = {0}, sq8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += z[at + (size_t)(i + l)];
-                }
+        double sum;
+        double s_pend[1 * (1)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += z[at + (size_t)(i + l)];
+                    }
+            }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sum8[l];
+            dn_tree_pushd(s_pend, s_depth, &s_count, &part, 1);
         }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        const float mean = (float)(sum / cnt);
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    const float e = z[at + (size_t)(i + l)] - mean;
-                    sq8[l] += (double)(e * e);
-                }
+        dn_tree_finishd(s_pend, s_depth, s_count, &sum, 1);
+        red[c] = sum;
+    }
+    dn_reduce_across(red, 16);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        double sq;
+        const float mean = (float)(red[c] / cnt);
+        double q_pend[1 * (1)];
+        const int q_depth = 1;
+        int q_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sq8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        const float e = z[at + (size_t)(i + l)] - mean;
+                        sq8[l] += (double)(e * e);
+                    }
+            }
+            double part = 0.0;
+            for (int l = 0; l < 8; l++) part += sq8[l];
+            dn_tree_pushd(q_pend, q_depth, &q_count, &part, 1);
         }
-        double sq = 0.0;
-        for (int l = 0; l < 8; l++) sq += sq8[l];
+        dn_tree_finishd(q_pend, q_depth, q_count, &sq, 1);
+        red[16 + c] = sq;
+    }
+    dn_reduce_across(red + 16, 16);
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        const double sq = red[16 + c];
+        const float mean = (float)(red[c] / cnt);
         const float istd = (float)(1.0 / sqrt(sq / cnt + 0.001));
         const float alpha = istd * gamma[c];
         stats[0 + c] = mean;
@@ -10833,25 +12448,44 @@ static void small_conv4_avx512_conv2_bn_apply(const float *restrict z, const flo
  * bn_batch's. */
 static void small_conv4_avx512_conv2_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
-        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 24;
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
+        int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 24;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[16 + c] = res[1];
+    }
+    dn_reduce_across(red, 32);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c], istd = stats[16 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[16 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -10861,8 +12495,8 @@ static void small_conv4_avx512_conv2_bn_backward(float *restrict d, const float 
             const float *zr = z + at;
             for (int i = 0; i < 24; i++) dr[i] = (dr[i] - mean_d - (zr[i] - mean) * k) * scale;
         }
-        dgamma[c] = (float)dot * istd;
-        dbeta[c] = (float)sum;
+        dgamma[c] = dn_row_base ? -0.0f : (float)dot * istd;
+        dbeta[c] = dn_row_base ? -0.0f : (float)sum;
         const float mom = 0.2f;
         run_mean[c] = mom * mean + (1.0f - mom) * run_mean[c];
         run_var[c] = mom * stats[64 + c] + (1.0f - mom) * run_var[c];
@@ -10875,25 +12509,43 @@ static void small_conv4_avx512_conv2_bn_backward(float *restrict d, const float 
 static void small_conv4_avx512_conv2_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
-        float *restrict run_var, int n) {
-    const int64_t cnt = (int64_t)n * 24;
+        float *restrict run_var, double *restrict red, int n, int n_all) {
+    const int64_t cnt = (int64_t)n_all * 24;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int c = 0; c < 10; c++) {
+        const float mean = stats[0 + c];
+        double res[2]; /* the sums of d and of (z - mean) d */
+        double s_pend[1 * (2)];
+        const int s_depth = 1;
+        int s_count = 0;
+        for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+            const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+            double sum8[8] = {0}, dot8[8] = {0};
+            for (int r = c0; r < c1; r++) {
+                const size_t at = (size_t)r * 240 + (size_t)c * 24;
+                const float *dr = d + at, *zr = z + at;
+                for (int i = 0; i < 24; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        sum8[l] += dr[i + l];
+                        dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                    }
+            }
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += sum8[l];
+            double dot = 0.0;
+            for (int l = 0; l < 8; l++) dot += dot8[l];
+            double part[2] = {sum, dot};
+            dn_tree_pushd(s_pend, s_depth, &s_count, part, 2);
+        }
+        dn_tree_finishd(s_pend, s_depth, s_count, res, 2);
+        red[c] = res[0];
+        red[16 + c] = res[1];
+    }
+    dn_reduce_across(red, 32);
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c], istd = stats[16 + c];
-        double sum8[8] = {0}, dot8[8] = {0};
-        for (int r = 0; r < n; r++) {
-            const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 24; i += 8)
-                for (int l = 0; l < 8; l++) {
-                    sum8[l] += dr[i + l];
-                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
-                }
-        }
-        double sum = 0.0;
-        for (int l = 0; l < 8; l++) sum += sum8[l];
-        double dot = 0.0;
-        for (int l = 0; l < 8; l++) dot += dot8[l];
+        const double sum = red[c], dot = red[16 + c];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -11091,7 +12743,7 @@ static void small_conv4_avx512_out_forward(const float *restrict x, const float 
 
 /* Weight gradients: dw [3, 60] = d^T x (in w's panels), db [3] = column sums of d.
  * d [n, 3] (row stride 8), x [n, 60] (this layer's input). Each element sums
- * rows in order. */
+ * chunk's rows in order, then the chunks in the tree (DN_CHUNK). */
 static void small_conv4_avx512_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
@@ -11101,50 +12753,70 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             if (i0 < 56) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -11152,27 +12824,36 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -11188,41 +12869,61 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
-                dn_store8(db + u, sum);
+                float gs[8];
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
+                memcpy(db + u, gs, sizeof gs);
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -11245,10 +12946,19 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 480 + u, v + 480 + u, gs, ac);
             }
         {
@@ -11261,43 +12971,52 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                dn_v8 c40 = {0};
-                dn_v8 c50 = {0};
-                dn_v8 c60 = {0};
-                dn_v8 c70 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                    g = dn_splat16(xr[4]);
-                    c40 = dn_fma8(dn_lo8(g), d0, c40);
-                    g = dn_splat16(xr[5]);
-                    c50 = dn_fma8(dn_lo8(g), d0, c50);
-                    g = dn_splat16(xr[6]);
-                    c60 = dn_fma8(dn_lo8(g), d0, c60);
-                    g = dn_splat16(xr[7]);
-                    c70 = dn_fma8(dn_lo8(g), d0, c70);
-                }
                 float z[8][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
-                dn_store8(&z[4][0], c40);
-                dn_store8(&z[5][0], c50);
-                dn_store8(&z[6][0], c60);
-                dn_store8(&z[7][0], c70);
+                float t_pend[1 * (64)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    dn_v8 c40 = {0};
+                    dn_v8 c50 = {0};
+                    dn_v8 c60 = {0};
+                    dn_v8 c70 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                        g = dn_splat16(xr[4]);
+                        c40 = dn_fma8(dn_lo8(g), d0, c40);
+                        g = dn_splat16(xr[5]);
+                        c50 = dn_fma8(dn_lo8(g), d0, c50);
+                        g = dn_splat16(xr[6]);
+                        c60 = dn_fma8(dn_lo8(g), d0, c60);
+                        g = dn_splat16(xr[7]);
+                        c70 = dn_fma8(dn_lo8(g), d0, c70);
+                    }
+                    float part[8][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_store8(&part[4][0], c40);
+                    dn_store8(&part[5][0], c50);
+                    dn_store8(&part[6][0], c60);
+                    dn_store8(&part[7][0], c70);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -11312,27 +13031,36 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                dn_v8 c00 = {0};
-                dn_v8 c10 = {0};
-                dn_v8 c20 = {0};
-                dn_v8 c30 = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                    const dn_v8 d0 = dn_load8(dr);
-                    dn_v16 g = dn_splat16(xr[0]);
-                    c00 = dn_fma8(dn_lo8(g), d0, c00);
-                    g = dn_splat16(xr[1]);
-                    c10 = dn_fma8(dn_lo8(g), d0, c10);
-                    g = dn_splat16(xr[2]);
-                    c20 = dn_fma8(dn_lo8(g), d0, c20);
-                    g = dn_splat16(xr[3]);
-                    c30 = dn_fma8(dn_lo8(g), d0, c30);
-                }
                 float z[4][8];
-                dn_store8(&z[0][0], c00);
-                dn_store8(&z[1][0], c10);
-                dn_store8(&z[2][0], c20);
-                dn_store8(&z[3][0], c30);
+                float t_pend[1 * (32)];
+                const int t_depth = 1;
+                int t_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 c00 = {0};
+                    dn_v8 c10 = {0};
+                    dn_v8 c20 = {0};
+                    dn_v8 c30 = {0};
+                    for (int r = c0; r < c1; r++) {
+                        const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                        const dn_v8 d0 = dn_load8(dr);
+                        dn_v16 g = dn_splat16(xr[0]);
+                        c00 = dn_fma8(dn_lo8(g), d0, c00);
+                        g = dn_splat16(xr[1]);
+                        c10 = dn_fma8(dn_lo8(g), d0, c10);
+                        g = dn_splat16(xr[2]);
+                        c20 = dn_fma8(dn_lo8(g), d0, c20);
+                        g = dn_splat16(xr[3]);
+                        c30 = dn_fma8(dn_lo8(g), d0, c30);
+                    }
+                    float part[4][8];
+                    dn_store8(&part[0][0], c00);
+                    dn_store8(&part[1][0], c10);
+                    dn_store8(&part[2][0], c20);
+                    dn_store8(&part[3][0], c30);
+                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                }
+                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -11348,10 +13076,19 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
         if (i0 == 0)
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
-                dn_v8 sum = {0};
-                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
                 float gs[8];
-                dn_store8(gs, sum);
+                float s_pend[1 * (8)];
+                const int s_depth = 1;
+                int s_count = 0;
+                for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                    const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                    dn_v8 sum = {0};
+                    for (int r = c0; r < c1; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                    float part[8];
+                    dn_store8(part, sum);
+                    dn_tree_push(s_pend, s_depth, &s_count, part, 8);
+                }
+                dn_tree_finish(s_pend, s_depth, s_count, gs, 8);
                 dn_adam8(bias + u, m + 480 + u, v + 480 + u, gs, ac);
             }
         {
@@ -11363,35 +13100,44 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            dn_v8 c00 = {0};
-            dn_v8 c10 = {0};
-            dn_v8 c20 = {0};
-            dn_v8 c30 = {0};
-            dn_v8 c40 = {0};
-            dn_v8 c50 = {0};
-            for (int r = 0; r < n; r++) {
-                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
-                const dn_v8 d0 = dn_load8(dr);
-                dn_v8 g = dn_splat8(xr[0]);
-                c00 = dn_fma8(g, d0, c00);
-                g = dn_splat8(xr[1]);
-                c10 = dn_fma8(g, d0, c10);
-                g = dn_splat8(xr[2]);
-                c20 = dn_fma8(g, d0, c20);
-                g = dn_splat8(xr[3]);
-                c30 = dn_fma8(g, d0, c30);
-                g = dn_splat8(xr[4]);
-                c40 = dn_fma8(g, d0, c40);
-                g = dn_splat8(xr[5]);
-                c50 = dn_fma8(g, d0, c50);
-            }
             float z[6][8];
-            dn_store8(&z[0][0], c00);
-            dn_store8(&z[1][0], c10);
-            dn_store8(&z[2][0], c20);
-            dn_store8(&z[3][0], c30);
-            dn_store8(&z[4][0], c40);
-            dn_store8(&z[5][0], c50);
+            float t_pend[1 * (48)];
+            const int t_depth = 1;
+            int t_count = 0;
+            for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+                const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = c0; r < c1; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 64;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float part[6][8];
+                dn_store8(&part[0][0], c00);
+                dn_store8(&part[1][0], c10);
+                dn_store8(&part[2][0], c20);
+                dn_store8(&part[3][0], c30);
+                dn_store8(&part[4][0], c40);
+                dn_store8(&part[5][0], c50);
+                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+            }
+            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -11412,7 +13158,7 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
 static void small_conv4_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
-        const float *restrict a_prev, int n) {
+        const float *restrict a_prev, int n, int n_all) {
     (void)mask_prev;
     (void)a_prev;
     _Alignas(64) float wt[512];
@@ -11427,7 +13173,7 @@ static void small_conv4_avx512_head(const float *restrict x, const float *restri
                 for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 4 ? src[i * 8 + j] : 0.0f;
         }
     }
-    const float inv_n = 1.0f / (float)n;
+    const float inv_n = 1.0f / (float)n_all;
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static) nowait)
@@ -11706,8 +13452,8 @@ static void small_conv4_avx512_head(const float *restrict x, const float *restri
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
 static void small_conv4_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
-        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
-    const float inv_n = 1.0f / (float)n;
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n, int n_all) {
+    const float inv_n = 1.0f / (float)n_all;
     DN_OMP(omp for schedule(static) nowait)
     for (int r = 0; r < n; r++) {
         const float *zr = z + (size_t)r * 8;
@@ -11734,14 +13480,24 @@ static void small_conv4_avx512_loss(const float *restrict z, const int32_t *rest
     dn_sync();
 }
 
-/* Sums the per-row results in row order (the same for any thread count). */
+/* Sums the per-row results: each chunk's rows in order, the chunks in the tree
+ * (DN_CHUNK; the same for any thread count). */
 static double small_conv4_avx512_sum_rows(const small_conv4_avx512_buffers *bf, int n, int *correct) {
-    double loss = 0.0;
+    double loss;
     int hits = 0;
-    for (int r = 0; r < n; r++) {
-        loss += bf->rowloss[r];
-        hits += bf->hits[r] != 0.0f;
+    double l_pend[31 * (1)];
+    const int l_depth = 31;
+    int l_count = 0;
+    for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
+        const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
+        double part = 0.0;
+        for (int r = c0; r < c1; r++) {
+            part += bf->rowloss[r];
+            hits += bf->hits[r] != 0.0f;
+        }
+        dn_tree_pushd(l_pend, l_depth, &l_count, &part, 1);
     }
+    dn_tree_finishd(l_pend, l_depth, l_count, &loss, 1);
     if (correct) *correct += hits;
     return loss;
 }
@@ -11755,33 +13511,35 @@ static double small_conv4_avx512_sum_rows(const small_conv4_avx512_buffers *bf, 
 static double small_conv4_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 782, 0, sizeof(float) * 48);
     small_conv4_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv4_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv4_avx512_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
                 n);
-        small_conv4_avx512_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, n);
+        small_conv4_avx512_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, (double *)bf.conv1_red, n, n_all);
         small_conv4_avx512_conv1_bn_apply(bf.conv1_z, bf.conv1_stats, bf.conv1_a, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv4_avx512_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
         small_conv4_avx512_conv2_forward(bf.pool1_a, params + 92, params + 252, bf.conv2_z,
                 n);
-        small_conv4_avx512_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, n);
+        small_conv4_avx512_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, (double *)bf.conv2_red, n, n_all);
         small_conv4_avx512_conv2_bn_apply(bf.conv2_z, bf.conv2_stats, bf.conv2_a, bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv4_avx512_pool2_forward(bf.conv2_h, bf.pool2_a, n);
         small_conv4_avx512_head(bf.pool2_a, params + 294, params + 774, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.pool2_d, NULL, bf.pool2_a, n);
+                bf.pool2_d, NULL, bf.pool2_a, n, n_all);
         small_conv4_avx512_out_backward_w(bf.out_d, bf.pool2_a, grads + 294, grads + 774, n);
         small_conv4_avx512_pool2_backward_x(bf.pool2_d, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
         small_conv4_avx512_conv2_bn_backward(bf.conv2_d, bf.conv2_z, bf.conv2_stats, params + 262, grads + 262, grads + 278,
-                params + 798, params + 814, n);
+                params + 798, params + 814, (double *)bf.conv2_red, n, n_all);
         small_conv4_avx512_conv2_backward_w(bf.conv2_d, bf.pool1_a, grads + 92, grads + 252, n);
         small_conv4_avx512_conv2_backward_x(bf.conv2_d, params + 92, bf.pool1_d, NULL, bf.pool1_a, n);
         small_conv4_avx512_pool1_backward_x(bf.pool1_d, (int32_t *)bf.pool1_arg, bf.conv1_d, bf.conv1_mask, bf.conv1_a, n);
         small_conv4_avx512_conv1_bn_backward(bf.conv1_d, bf.conv1_z, bf.conv1_stats, params + 76, grads + 76, grads + 84,
-                params + 782, params + 790, n);
+                params + 782, params + 790, (double *)bf.conv1_red, n, n_all);
         small_conv4_avx512_conv1_backward_w(bf.conv1_d, bt->x, grads + 0, grads + 72, n);
         dn_sync();
     }
@@ -11801,35 +13559,37 @@ static int small_conv4_avx512_rows_finite(const small_conv4_avx512_buffers *bf, 
 static double small_conv4_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
     small_conv4_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv4_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv4_avx512_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
                 n);
-        small_conv4_avx512_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, n);
+        small_conv4_avx512_conv1_bn_batch(bf.conv1_z, params + 76, params + 84, bf.conv1_stats, (double *)bf.conv1_red, n, n_all);
         small_conv4_avx512_conv1_bn_apply(bf.conv1_z, bf.conv1_stats, bf.conv1_a, bf.conv1_mask, bf.conv1_h, n, bt->seed, bt->step);
         small_conv4_avx512_pool1_forward(bf.conv1_h, (int32_t *)bf.pool1_arg, bf.pool1_a, n);
         small_conv4_avx512_conv2_forward(bf.pool1_a, params + 92, params + 252, bf.conv2_z,
                 n);
-        small_conv4_avx512_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, n);
+        small_conv4_avx512_conv2_bn_batch(bf.conv2_z, params + 262, params + 278, bf.conv2_stats, (double *)bf.conv2_red, n, n_all);
         small_conv4_avx512_conv2_bn_apply(bf.conv2_z, bf.conv2_stats, bf.conv2_a, bf.conv2_mask, bf.conv2_h, n, bt->seed, bt->step);
         small_conv4_avx512_pool2_forward(bf.conv2_h, bf.pool2_a, n);
         small_conv4_avx512_head(bf.pool2_a, params + 294, params + 774, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
-                bf.pool2_d, NULL, bf.pool2_a, n);
+                bf.pool2_d, NULL, bf.pool2_a, n, n_all);
         if (small_conv4_avx512_rows_finite(&bf, n)) {
             small_conv4_avx512_out_backward_w_adam(bf.out_d, bf.pool2_a, params + 294, params + 774, m + 294, v + 294, ac, n);
             small_conv4_avx512_pool2_backward_x(bf.pool2_d, bf.conv2_d, bf.conv2_mask, bf.conv2_a, n);
             small_conv4_avx512_conv2_bn_backward_adam(bf.conv2_d, bf.conv2_z, bf.conv2_stats, params + 262, params + 278, m + 262, v + 262,
-                    ac, params + 798, params + 814, n);
+                    ac, params + 798, params + 814, (double *)bf.conv2_red, n, n_all);
             small_conv4_avx512_conv2_backward_x(bf.conv2_d, params + 92, bf.pool1_d, NULL, bf.pool1_a, n);
             small_conv4_avx512_conv2_backward_w_adam(bf.conv2_d, bf.pool1_a, params + 92, params + 252, m + 92, v + 92, m + 252, v + 252,
                     ac, n);
             small_conv4_avx512_pool1_backward_x(bf.pool1_d, (int32_t *)bf.pool1_arg, bf.conv1_d, bf.conv1_mask, bf.conv1_a, n);
             small_conv4_avx512_conv1_bn_backward_adam(bf.conv1_d, bf.conv1_z, bf.conv1_stats, params + 76, params + 84, m + 76, v + 76,
-                    ac, params + 782, params + 790, n);
+                    ac, params + 782, params + 790, (double *)bf.conv1_red, n, n_all);
             small_conv4_avx512_conv1_backward_w_adam(bf.conv1_d, bt->x, params + 0, params + 72, m + 0, v + 0, m + 72, v + 72,
                     ac, n);
         }
@@ -11842,12 +13602,14 @@ static double small_conv4_avx512_train_step_adam(float *params, float *m, float 
 static double small_conv4_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
     small_conv4_avx512_buffers bf;
-    const int n = bt->n;
+    const int n = bt->n, n_all = bt->n_total > n ? bt->n_total : n;
+    (void)n_all;
     small_conv4_avx512_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
+        dn_row_base = (uint32_t)bt->row0;
         small_conv4_avx512_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
                 n);
         small_conv4_avx512_conv1_bn_running(params + 782, params + 790, params + 76, params + 84, bf.conv1_stats);
@@ -11860,7 +13622,7 @@ static double small_conv4_avx512_eval(const float *params, void *ws, const dn_ba
         small_conv4_avx512_pool2_forward((mc ? bf.conv2_h : bf.conv2_a), bf.pool2_a, n);
         small_conv4_avx512_out_forward(bf.pool2_a, params + 294, params + 774, bf.out_a,
                 n);
-        small_conv4_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv4_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n, n_all);
     }
     return bt->y ? small_conv4_avx512_sum_rows(&bf, n, correct) : 0.0;
 }
