@@ -158,7 +158,6 @@ static void emit_bw_tile(dn_buf *b, int ni, void *vctx) {
     /* the tile's sums over the rows, chunk by chunk, combined in the tree */
     char len[24];
     snprintf(len, sizeof len, "%d", ni * 8 * panels);
-    dn_buf_line(b, "float z[%d][%d];", ni, 8 * panels);
     dn_emit_chunks_open(b, "float", "t", dn_tree_depth(c->p->spec->train.batch_size), len);
     dn_emit_accumulators(b, ni, panels, c->vp);
     dn_buf_line(b, "for (int r = c0; r < c1; r++) {");
@@ -169,8 +168,12 @@ static void emit_bw_tile(dn_buf *b, int ni, void *vctx) {
     dn_emit_splat_fmas(b, ni, panels, c->vp, "d", "xr[%d]");
     b->indent--;
     dn_buf_line(b, "}");
-    dn_emit_spill_to(b, "part", ni, panels, c->vp);
-    dn_emit_chunks_close(b, "float", "t", "&part[0][0]", len, "&z[0][0]");
+    dn_emit_tree_push_tile(b, "t", ni, panels, c->vp);
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "float zbuf[%d][%d];", ni, 8 * panels);
+    dn_buf_line(b, "const float (*z)[%d] = (const float (*)[%d])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], %s);",
+                8 * panels, 8 * panels, len);
     /* With 16-float vectors Adam takes inputs in pairs (two inputs of a
      * panel are 16 adjacent floats); the inputs from `single` on one by one.
      * Panel by panel, so that the writes run along one panel at a time:

@@ -112,6 +112,30 @@ void dn_emit_chunks_open(dn_buf *b, const char *type, const char *tag, int depth
     dn_buf_line(b, "const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;");
 }
 
+void dn_emit_tree_push_tile(dn_buf *b, const char *tag, int rows, int panels, int vp) {
+    const int W = 8 * panels, nv = dn_vec_count(panels, vp);
+    dn_buf_line(b, "{ /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */");
+    b->indent++;
+    dn_buf_line(b, "int k = %s_count, lv = 0;", tag);
+    dn_buf_line(b, "for (; (k & 1) && lv + 1 < %s_depth; k >>= 1, lv++) {", tag);
+    b->indent++;
+    dn_buf_line(b, "const float *pl = %s_pend + (size_t)lv * %d;", tag, rows * W);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < nv; j++) {
+            const int wide = dn_vec_wide(j, panels, vp);
+            dn_buf_line(b, "c%d%d = dn_load%d(pl + %d) + c%d%d;", r, j, wide ? 16 : 8, r * W + 8 * vp * j, r, j);
+        }
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "float *ps = %s_pend + (size_t)lv * %d;", tag, rows * W);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < nv; j++)
+            dn_buf_line(b, "dn_store%d(ps + %d, c%d%d);", dn_vec_wide(j, panels, vp) ? 16 : 8, r * W + 8 * vp * j, r, j);
+    dn_buf_line(b, "%s_count++;", tag);
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
 void dn_emit_chunks_close(dn_buf *b, const char *type, const char *tag, const char *part, const char *len,
                           const char *out) {
     const char *sfx = strcmp(type, "double") == 0 ? "d" : "";

@@ -54,6 +54,11 @@ int dn_tree_depth(int rows);
  * [c0, c1). Inside, the caller sums the chunk's rows from zero into a part
  * array of `len` values. */
 void dn_emit_chunks_open(dn_buf *b, const char *type, const char *tag, int depth, const char *len);
+/* Inside the chunk loop, instead of a part array: merges the accumulators
+ * c<r><j> of a rows x `panels` register tile (dn_emit_accumulators) with the
+ * pending subtrees of <tag>_pend (laid out as dn_emit_spill lays out z) and
+ * stores the result as the next pending subtree. */
+void dn_emit_tree_push_tile(dn_buf *b, const char *tag, int rows, int panels, int vp);
 /* Closes it: pushes `part`, and after the loop writes the root into `out`
  * (declared by the caller before the loop). type "double" or "float". */
 void dn_emit_chunks_close(dn_buf *b, const char *type, const char *tag, const char *part, const char *len,

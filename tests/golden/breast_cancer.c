@@ -272,6 +272,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -284,6 +285,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -422,6 +424,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -826,7 +840,6 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 24) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -869,26 +882,49 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -896,7 +932,6 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][32];
                 float t_pend[2 * (192)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -931,22 +966,41 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
                         c50 = dn_fma16(g, d0, c50);
                         c51 = dn_fma16(g, d1, c51);
                     }
-                    float part[6][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[6][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -979,7 +1033,6 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][16];
             float t_pend[2 * (96)];
             const int t_depth = 2;
             int t_count = 0;
@@ -1014,22 +1067,41 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -1077,7 +1149,6 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1120,26 +1191,49 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -1154,7 +1248,6 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][32];
                 float t_pend[2 * (192)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1189,22 +1282,41 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma16(g, d0, c50);
                         c51 = dn_fma16(g, d1, c51);
                     }
-                    float part[6][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[6][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -1244,7 +1356,6 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][16];
             float t_pend[2 * (96)];
             const int t_depth = 2;
             int t_count = 0;
@@ -1279,22 +1390,41 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -1454,7 +1584,6 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -1488,18 +1617,33 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1532,7 +1676,6 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1560,16 +1703,29 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1577,7 +1733,6 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1593,12 +1748,21 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1646,7 +1810,6 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -1680,18 +1843,33 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1731,7 +1909,6 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1759,16 +1936,29 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1783,7 +1973,6 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1799,12 +1988,21 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -2305,6 +2503,7 @@ static double breast_cancer_base_eval(const float *params, void *ws, const dn_ba
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -2317,6 +2516,7 @@ static double breast_cancer_base_eval(const float *params, void *ws, const dn_ba
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -2455,6 +2655,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -2859,7 +3071,6 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 24) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -2902,26 +3113,49 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -2929,7 +3163,6 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][32];
                 float t_pend[2 * (192)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -2964,22 +3197,41 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
                         c50 = dn_fma16(g, d0, c50);
                         c51 = dn_fma16(g, d1, c51);
                     }
-                    float part[6][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[6][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -3012,7 +3264,6 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][16];
             float t_pend[2 * (96)];
             const int t_depth = 2;
             int t_count = 0;
@@ -3047,22 +3298,41 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -3110,7 +3380,6 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3153,26 +3422,49 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -3187,7 +3479,6 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][32];
                 float t_pend[2 * (192)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3222,22 +3513,41 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma16(g, d0, c50);
                         c51 = dn_fma16(g, d1, c51);
                     }
-                    float part[6][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[6][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -3277,7 +3587,6 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][16];
             float t_pend[2 * (96)];
             const int t_depth = 2;
             int t_count = 0;
@@ -3312,22 +3621,41 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -3487,7 +3815,6 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -3521,18 +3848,33 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3565,7 +3907,6 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3593,16 +3934,29 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3610,7 +3964,6 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3626,12 +3979,21 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3679,7 +4041,6 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -3713,18 +4074,33 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3764,7 +4140,6 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3792,16 +4167,29 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3816,7 +4204,6 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3832,12 +4219,21 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -4345,6 +4741,7 @@ static double breast_cancer_avx2_eval(const float *params, void *ws, const dn_ba
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -4357,6 +4754,7 @@ static double breast_cancer_avx2_eval(const float *params, void *ws, const dn_ba
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -4495,6 +4893,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -4899,7 +5309,6 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
         {
             if (i0 < 24) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -4942,26 +5351,49 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -4969,7 +5401,6 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][32];
                 float t_pend[2 * (192)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5004,22 +5435,41 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
                         c50 = dn_fma16(g, d0, c50);
                         c51 = dn_fma16(g, d1, c51);
                     }
-                    float part[6][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[6][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -5052,7 +5502,6 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][16];
             float t_pend[2 * (96)];
             const int t_depth = 2;
             int t_count = 0;
@@ -5087,22 +5536,41 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -5150,7 +5618,6 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5193,26 +5660,49 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -5227,7 +5717,6 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][32];
                 float t_pend[2 * (192)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5262,22 +5751,41 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                         c50 = dn_fma16(g, d0, c50);
                         c51 = dn_fma16(g, d1, c51);
                     }
-                    float part[6][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[6][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 6; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -5317,7 +5825,6 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][16];
             float t_pend[2 * (96)];
             const int t_depth = 2;
             int t_count = 0;
@@ -5352,22 +5859,41 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 240 + (size_t)(i0 + i) * 8;
@@ -5527,7 +6053,6 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -5561,18 +6086,33 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5605,7 +6145,6 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5633,16 +6172,29 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5650,7 +6202,6 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5666,12 +6217,21 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5719,7 +6279,6 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -5753,18 +6312,33 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5804,7 +6378,6 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5832,16 +6405,29 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5856,7 +6442,6 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5872,12 +6457,21 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;

@@ -277,6 +277,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -289,6 +290,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -427,6 +429,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -8403,7 +8417,6 @@ static void cnn_base_fc1_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8446,26 +8459,49 @@ static void cnn_base_fc1_backward_w(const float *restrict d, const float *restri
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -8497,7 +8533,6 @@ static void cnn_base_fc1_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8532,22 +8567,41 @@ static void cnn_base_fc1_backward_w(const float *restrict d, const float *restri
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -8594,7 +8648,6 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8637,26 +8690,49 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -8695,7 +8771,6 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8730,22 +8805,41 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -9084,7 +9178,6 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -9118,18 +9211,33 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -9162,7 +9270,6 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -9197,22 +9304,41 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -9220,7 +9346,6 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -9239,14 +9364,25 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -9294,7 +9430,6 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -9328,18 +9463,33 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -9379,7 +9529,6 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -9414,22 +9563,41 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -9444,7 +9612,6 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -9463,14 +9630,25 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -10014,6 +10192,7 @@ static double cnn_base_eval(const float *params, void *ws, const dn_batch *bt, f
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -10026,6 +10205,7 @@ static double cnn_base_eval(const float *params, void *ws, const dn_batch *bt, f
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -10164,6 +10344,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -18140,7 +18332,6 @@ static void cnn_avx2_fc1_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -18183,26 +18374,49 @@ static void cnn_avx2_fc1_backward_w(const float *restrict d, const float *restri
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -18234,7 +18448,6 @@ static void cnn_avx2_fc1_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -18269,22 +18482,41 @@ static void cnn_avx2_fc1_backward_w(const float *restrict d, const float *restri
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -18331,7 +18563,6 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -18374,26 +18605,49 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -18432,7 +18686,6 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -18467,22 +18720,41 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -18821,7 +19093,6 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -18855,18 +19126,33 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -18899,7 +19185,6 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -18934,22 +19219,41 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -18957,7 +19261,6 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -18976,14 +19279,25 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -19031,7 +19345,6 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -19065,18 +19378,33 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -19116,7 +19444,6 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -19151,22 +19478,41 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -19181,7 +19527,6 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -19200,14 +19545,25 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -19758,6 +20114,7 @@ static double cnn_avx2_eval(const float *params, void *ws, const dn_batch *bt, f
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -19770,6 +20127,7 @@ static double cnn_avx2_eval(const float *params, void *ws, const dn_batch *bt, f
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -19908,6 +20266,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -27884,7 +28254,6 @@ static void cnn_avx512_fc1_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -27927,26 +28296,49 @@ static void cnn_avx512_fc1_backward_w(const float *restrict d, const float *rest
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -27978,7 +28370,6 @@ static void cnn_avx512_fc1_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -28013,22 +28404,41 @@ static void cnn_avx512_fc1_backward_w(const float *restrict d, const float *rest
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -28075,7 +28485,6 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -28118,26 +28527,49 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -28176,7 +28608,6 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -28211,22 +28642,41 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 73728 + (size_t)(i0 + i) * 8;
@@ -28565,7 +29015,6 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -28599,18 +29048,33 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -28643,7 +29107,6 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -28678,22 +29141,41 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -28701,7 +29183,6 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -28720,14 +29201,25 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -28775,7 +29267,6 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -28809,18 +29300,33 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -28860,7 +29366,6 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -28895,22 +29400,41 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -28925,7 +29449,6 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -28944,14 +29467,25 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;

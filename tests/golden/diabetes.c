@@ -272,6 +272,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -284,6 +285,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -422,6 +424,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -826,7 +840,6 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 8) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -869,26 +882,49 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -896,7 +932,6 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][32];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -915,14 +950,25 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
                         c10 = dn_fma16(g, d0, c10);
                         c11 = dn_fma16(g, d1, c11);
                     }
-                    float part[2][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[2][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -956,7 +1002,6 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[2 * (96)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -991,22 +1036,41 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1014,7 +1078,6 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1041,18 +1104,33 @@ static void diabetes_base_fc1_backward_w(const float *restrict d, const float *r
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1101,7 +1179,6 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1144,26 +1221,49 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1178,7 +1278,6 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][32];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1197,14 +1296,25 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         c10 = dn_fma16(g, d0, c10);
                         c11 = dn_fma16(g, d1, c11);
                     }
-                    float part[2][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[2][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1245,7 +1355,6 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[2 * (96)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1280,22 +1389,41 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1310,7 +1438,6 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1337,18 +1464,33 @@ static void diabetes_base_fc1_backward_w_adam(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -1509,7 +1651,6 @@ static void diabetes_base_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -1543,18 +1684,33 @@ static void diabetes_base_out_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1587,7 +1743,6 @@ static void diabetes_base_out_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1615,16 +1770,29 @@ static void diabetes_base_out_backward_w(const float *restrict d, const float *r
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1632,7 +1800,6 @@ static void diabetes_base_out_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1648,12 +1815,21 @@ static void diabetes_base_out_backward_w(const float *restrict d, const float *r
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1701,7 +1877,6 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -1735,18 +1910,33 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1786,7 +1976,6 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1814,16 +2003,29 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -1838,7 +2040,6 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -1854,12 +2055,21 @@ static void diabetes_base_out_backward_w_adam(const float *restrict d, const flo
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -2360,6 +2570,7 @@ static double diabetes_base_eval(const float *params, void *ws, const dn_batch *
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -2372,6 +2583,7 @@ static double diabetes_base_eval(const float *params, void *ws, const dn_batch *
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -2510,6 +2722,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -2914,7 +3138,6 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 8) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -2957,26 +3180,49 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -2984,7 +3230,6 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][32];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3003,14 +3248,25 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
                         c10 = dn_fma16(g, d0, c10);
                         c11 = dn_fma16(g, d1, c11);
                     }
-                    float part[2][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[2][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -3044,7 +3300,6 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[2 * (96)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3079,22 +3334,41 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -3102,7 +3376,6 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3129,18 +3402,33 @@ static void diabetes_avx2_fc1_backward_w(const float *restrict d, const float *r
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -3189,7 +3477,6 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3232,26 +3519,49 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -3266,7 +3576,6 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][32];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3285,14 +3594,25 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         c10 = dn_fma16(g, d0, c10);
                         c11 = dn_fma16(g, d1, c11);
                     }
-                    float part[2][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[2][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -3333,7 +3653,6 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[2 * (96)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3368,22 +3687,41 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -3398,7 +3736,6 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3425,18 +3762,33 @@ static void diabetes_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -3597,7 +3949,6 @@ static void diabetes_avx2_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -3631,18 +3982,33 @@ static void diabetes_avx2_out_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3675,7 +4041,6 @@ static void diabetes_avx2_out_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3703,16 +4068,29 @@ static void diabetes_avx2_out_backward_w(const float *restrict d, const float *r
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3720,7 +4098,6 @@ static void diabetes_avx2_out_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3736,12 +4113,21 @@ static void diabetes_avx2_out_backward_w(const float *restrict d, const float *r
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3789,7 +4175,6 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -3823,18 +4208,33 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3874,7 +4274,6 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3902,16 +4301,29 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -3926,7 +4338,6 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -3942,12 +4353,21 @@ static void diabetes_avx2_out_backward_w_adam(const float *restrict d, const flo
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -4455,6 +4875,7 @@ static double diabetes_avx2_eval(const float *params, void *ws, const dn_batch *
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -4467,6 +4888,7 @@ static double diabetes_avx2_eval(const float *params, void *ws, const dn_batch *
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -4605,6 +5027,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -5009,7 +5443,6 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
         {
             if (i0 < 8) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5052,26 +5485,49 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -5079,7 +5535,6 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][32];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5098,14 +5553,25 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
                         c10 = dn_fma16(g, d0, c10);
                         c11 = dn_fma16(g, d1, c11);
                     }
-                    float part[2][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[2][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -5139,7 +5605,6 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[2 * (96)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5174,22 +5639,41 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -5197,7 +5681,6 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5224,18 +5707,33 @@ static void diabetes_avx512_fc1_backward_w(const float *restrict d, const float 
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -5284,7 +5782,6 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[2 * (256)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5327,26 +5824,49 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -5361,7 +5881,6 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][32];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5380,14 +5899,25 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         c10 = dn_fma16(g, d0, c10);
                         c11 = dn_fma16(g, d1, c11);
                     }
-                    float part[2][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[2][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 2; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -5428,7 +5958,6 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[2 * (96)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5463,22 +5992,41 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -5493,7 +6041,6 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[2 * (64)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5520,18 +6067,33 @@ static void diabetes_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 80 + (size_t)(i0 + i) * 8;
@@ -5692,7 +6254,6 @@ static void diabetes_avx512_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -5726,18 +6287,33 @@ static void diabetes_avx512_out_backward_w(const float *restrict d, const float 
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5770,7 +6346,6 @@ static void diabetes_avx512_out_backward_w(const float *restrict d, const float 
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5798,16 +6373,29 @@ static void diabetes_avx512_out_backward_w(const float *restrict d, const float 
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5815,7 +6403,6 @@ static void diabetes_avx512_out_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5831,12 +6418,21 @@ static void diabetes_avx512_out_backward_w(const float *restrict d, const float 
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5884,7 +6480,6 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][8];
             float t_pend[2 * (64)];
             const int t_depth = 2;
             int t_count = 0;
@@ -5918,18 +6513,33 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -5969,7 +6579,6 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[2 * (48)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -5997,16 +6606,29 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;
@@ -6021,7 +6643,6 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][8];
                 float t_pend[2 * (16)];
                 const int t_depth = 2;
                 int t_count = 0;
@@ -6037,12 +6658,21 @@ static void diabetes_avx512_out_backward_w_adam(const float *restrict d, const f
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 256 + (size_t)(i0 + i) * 8;

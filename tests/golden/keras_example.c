@@ -273,6 +273,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -285,6 +286,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -423,6 +425,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -854,7 +868,6 @@ static void keras_example_base_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -897,26 +910,49 @@ static void keras_example_base_fc1_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -949,7 +985,6 @@ static void keras_example_base_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -984,22 +1019,41 @@ static void keras_example_base_fc1_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1007,7 +1061,6 @@ static void keras_example_base_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1034,18 +1087,33 @@ static void keras_example_base_fc1_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1093,7 +1161,6 @@ static void keras_example_base_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1136,26 +1203,49 @@ static void keras_example_base_fc1_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1195,7 +1285,6 @@ static void keras_example_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1230,22 +1319,41 @@ static void keras_example_base_fc1_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1260,7 +1368,6 @@ static void keras_example_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1287,18 +1394,33 @@ static void keras_example_base_fc1_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1503,7 +1625,6 @@ static void keras_example_base_fc2_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1546,26 +1667,49 @@ static void keras_example_base_fc2_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -1598,7 +1742,6 @@ static void keras_example_base_fc2_backward_w(const float *restrict d, const flo
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1633,22 +1776,41 @@ static void keras_example_base_fc2_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -1656,7 +1818,6 @@ static void keras_example_base_fc2_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1675,14 +1836,25 @@ static void keras_example_base_fc2_backward_w(const float *restrict d, const flo
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -1730,7 +1902,6 @@ static void keras_example_base_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1773,26 +1944,49 @@ static void keras_example_base_fc2_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -1832,7 +2026,6 @@ static void keras_example_base_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1867,22 +2060,41 @@ static void keras_example_base_fc2_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -1897,7 +2109,6 @@ static void keras_example_base_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1916,14 +2127,25 @@ static void keras_example_base_fc2_backward_w_adam(const float *restrict d, cons
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2264,7 +2486,6 @@ static void keras_example_base_fc3_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -2298,18 +2519,33 @@ static void keras_example_base_fc3_backward_w(const float *restrict d, const flo
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -2342,7 +2578,6 @@ static void keras_example_base_fc3_backward_w(const float *restrict d, const flo
         {
             if (i0 < 60) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2377,22 +2612,41 @@ static void keras_example_base_fc3_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -2400,7 +2654,6 @@ static void keras_example_base_fc3_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2427,18 +2680,33 @@ static void keras_example_base_fc3_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -2486,7 +2754,6 @@ static void keras_example_base_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -2520,18 +2787,33 @@ static void keras_example_base_fc3_backward_w_adam(const float *restrict d, cons
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -2571,7 +2853,6 @@ static void keras_example_base_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2606,22 +2887,41 @@ static void keras_example_base_fc3_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -2636,7 +2936,6 @@ static void keras_example_base_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2663,18 +2962,33 @@ static void keras_example_base_fc3_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -3200,6 +3514,7 @@ static double keras_example_base_eval(const float *params, void *ws, const dn_ba
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3212,6 +3527,7 @@ static double keras_example_base_eval(const float *params, void *ws, const dn_ba
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -3350,6 +3666,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -3781,7 +4109,6 @@ static void keras_example_avx2_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -3824,26 +4151,49 @@ static void keras_example_avx2_fc1_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3876,7 +4226,6 @@ static void keras_example_avx2_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -3911,22 +4260,41 @@ static void keras_example_avx2_fc1_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3934,7 +4302,6 @@ static void keras_example_avx2_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -3961,18 +4328,33 @@ static void keras_example_avx2_fc1_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4020,7 +4402,6 @@ static void keras_example_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -4063,26 +4444,49 @@ static void keras_example_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4122,7 +4526,6 @@ static void keras_example_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4157,22 +4560,41 @@ static void keras_example_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4187,7 +4609,6 @@ static void keras_example_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4214,18 +4635,33 @@ static void keras_example_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4430,7 +4866,6 @@ static void keras_example_avx2_fc2_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -4473,26 +4908,49 @@ static void keras_example_avx2_fc2_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -4525,7 +4983,6 @@ static void keras_example_avx2_fc2_backward_w(const float *restrict d, const flo
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4560,22 +5017,41 @@ static void keras_example_avx2_fc2_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -4583,7 +5059,6 @@ static void keras_example_avx2_fc2_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4602,14 +5077,25 @@ static void keras_example_avx2_fc2_backward_w(const float *restrict d, const flo
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -4657,7 +5143,6 @@ static void keras_example_avx2_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -4700,26 +5185,49 @@ static void keras_example_avx2_fc2_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -4759,7 +5267,6 @@ static void keras_example_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4794,22 +5301,41 @@ static void keras_example_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -4824,7 +5350,6 @@ static void keras_example_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4843,14 +5368,25 @@ static void keras_example_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5191,7 +5727,6 @@ static void keras_example_avx2_fc3_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -5225,18 +5760,33 @@ static void keras_example_avx2_fc3_backward_w(const float *restrict d, const flo
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -5269,7 +5819,6 @@ static void keras_example_avx2_fc3_backward_w(const float *restrict d, const flo
         {
             if (i0 < 60) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5304,22 +5853,41 @@ static void keras_example_avx2_fc3_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -5327,7 +5895,6 @@ static void keras_example_avx2_fc3_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5354,18 +5921,33 @@ static void keras_example_avx2_fc3_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -5413,7 +5995,6 @@ static void keras_example_avx2_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -5447,18 +6028,33 @@ static void keras_example_avx2_fc3_backward_w_adam(const float *restrict d, cons
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -5498,7 +6094,6 @@ static void keras_example_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5533,22 +6128,41 @@ static void keras_example_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -5563,7 +6177,6 @@ static void keras_example_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5590,18 +6203,33 @@ static void keras_example_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -6134,6 +6762,7 @@ static double keras_example_avx2_eval(const float *params, void *ws, const dn_ba
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -6146,6 +6775,7 @@ static double keras_example_avx2_eval(const float *params, void *ws, const dn_ba
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -6284,6 +6914,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -6715,7 +7357,6 @@ static void keras_example_avx512_fc1_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -6758,26 +7399,49 @@ static void keras_example_avx512_fc1_backward_w(const float *restrict d, const f
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6810,7 +7474,6 @@ static void keras_example_avx512_fc1_backward_w(const float *restrict d, const f
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -6845,22 +7508,41 @@ static void keras_example_avx512_fc1_backward_w(const float *restrict d, const f
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6868,7 +7550,6 @@ static void keras_example_avx512_fc1_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -6895,18 +7576,33 @@ static void keras_example_avx512_fc1_backward_w(const float *restrict d, const f
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6954,7 +7650,6 @@ static void keras_example_avx512_fc1_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -6997,26 +7692,49 @@ static void keras_example_avx512_fc1_backward_w_adam(const float *restrict d, co
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7056,7 +7774,6 @@ static void keras_example_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7091,22 +7808,41 @@ static void keras_example_avx512_fc1_backward_w_adam(const float *restrict d, co
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7121,7 +7857,6 @@ static void keras_example_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7148,18 +7883,33 @@ static void keras_example_avx512_fc1_backward_w_adam(const float *restrict d, co
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7364,7 +8114,6 @@ static void keras_example_avx512_fc2_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -7407,26 +8156,49 @@ static void keras_example_avx512_fc2_backward_w(const float *restrict d, const f
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7459,7 +8231,6 @@ static void keras_example_avx512_fc2_backward_w(const float *restrict d, const f
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7494,22 +8265,41 @@ static void keras_example_avx512_fc2_backward_w(const float *restrict d, const f
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7517,7 +8307,6 @@ static void keras_example_avx512_fc2_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7536,14 +8325,25 @@ static void keras_example_avx512_fc2_backward_w(const float *restrict d, const f
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7591,7 +8391,6 @@ static void keras_example_avx512_fc2_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -7634,26 +8433,49 @@ static void keras_example_avx512_fc2_backward_w_adam(const float *restrict d, co
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7693,7 +8515,6 @@ static void keras_example_avx512_fc2_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7728,22 +8549,41 @@ static void keras_example_avx512_fc2_backward_w_adam(const float *restrict d, co
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7758,7 +8598,6 @@ static void keras_example_avx512_fc2_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7777,14 +8616,25 @@ static void keras_example_avx512_fc2_backward_w_adam(const float *restrict d, co
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8125,7 +8975,6 @@ static void keras_example_avx512_fc3_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8159,18 +9008,33 @@ static void keras_example_avx512_fc3_backward_w(const float *restrict d, const f
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -8203,7 +9067,6 @@ static void keras_example_avx512_fc3_backward_w(const float *restrict d, const f
         {
             if (i0 < 60) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8238,22 +9101,41 @@ static void keras_example_avx512_fc3_backward_w(const float *restrict d, const f
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -8261,7 +9143,6 @@ static void keras_example_avx512_fc3_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8288,18 +9169,33 @@ static void keras_example_avx512_fc3_backward_w(const float *restrict d, const f
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -8347,7 +9243,6 @@ static void keras_example_avx512_fc3_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8381,18 +9276,33 @@ static void keras_example_avx512_fc3_backward_w_adam(const float *restrict d, co
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -8432,7 +9342,6 @@ static void keras_example_avx512_fc3_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8467,22 +9376,41 @@ static void keras_example_avx512_fc3_backward_w_adam(const float *restrict d, co
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;
@@ -8497,7 +9425,6 @@ static void keras_example_avx512_fc3_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8524,18 +9451,33 @@ static void keras_example_avx512_fc3_backward_w_adam(const float *restrict d, co
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 512 + (size_t)(i0 + i) * 8;

@@ -279,6 +279,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -291,6 +292,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -429,6 +431,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -19500,7 +19514,6 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -19543,26 +19556,49 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -19590,7 +19626,6 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -19633,26 +19668,49 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -19687,7 +19745,6 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[6][16];
                     float t_pend[3 * (96)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -19722,22 +19779,41 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                             c50 = dn_fma8(g, d0, c50);
                             c51 = dn_fma8(g, d1, c51);
                         }
-                        float part[6][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[4][8], c41);
-                        dn_store8(&part[5][0], c50);
-                        dn_store8(&part[5][8], c51);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 96;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                                c40 = dn_load8(pl + 64) + c40;
+                                c41 = dn_load8(pl + 72) + c41;
+                                c50 = dn_load8(pl + 80) + c50;
+                                c51 = dn_load8(pl + 88) + c51;
+                            }
+                            float *ps = t_pend + (size_t)lv * 96;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            dn_store8(ps + 64, c40);
+                            dn_store8(ps + 72, c41);
+                            dn_store8(ps + 80, c50);
+                            dn_store8(ps + 88, c51);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                    float zbuf[6][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -19745,7 +19821,6 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[4][16];
                     float t_pend[3 * (64)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -19772,18 +19847,33 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                             c30 = dn_fma8(g, d0, c30);
                             c31 = dn_fma8(g, d1, c31);
                         }
-                        float part[4][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 64;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                            }
+                            float *ps = t_pend + (size_t)lv * 64;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                    float zbuf[4][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -19813,7 +19903,6 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[6][8];
                     float t_pend[3 * (48)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -19841,16 +19930,29 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                             g = dn_splat8(xr[5]);
                             c50 = dn_fma8(g, d0, c50);
                         }
-                        float part[6][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[5][0], c50);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 48;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                                c40 = dn_load8(pl + 32) + c40;
+                                c50 = dn_load8(pl + 40) + c50;
+                            }
+                            float *ps = t_pend + (size_t)lv * 48;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            dn_store8(ps + 32, c40);
+                            dn_store8(ps + 40, c50);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                    float zbuf[6][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -19858,7 +19960,6 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[4][8];
                     float t_pend[3 * (32)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -19880,14 +19981,25 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                             g = dn_splat8(xr[3]);
                             c30 = dn_fma8(g, d0, c30);
                         }
-                        float part[4][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 32;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                            }
+                            float *ps = t_pend + (size_t)lv * 32;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                    float zbuf[4][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -19937,7 +20049,6 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -19980,26 +20091,49 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -20034,7 +20168,6 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -20077,26 +20210,49 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -20138,7 +20294,6 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[6][16];
                     float t_pend[3 * (96)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -20173,22 +20328,41 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             c50 = dn_fma8(g, d0, c50);
                             c51 = dn_fma8(g, d1, c51);
                         }
-                        float part[6][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[4][8], c41);
-                        dn_store8(&part[5][0], c50);
-                        dn_store8(&part[5][8], c51);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 96;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                                c40 = dn_load8(pl + 64) + c40;
+                                c41 = dn_load8(pl + 72) + c41;
+                                c50 = dn_load8(pl + 80) + c50;
+                                c51 = dn_load8(pl + 88) + c51;
+                            }
+                            float *ps = t_pend + (size_t)lv * 96;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            dn_store8(ps + 64, c40);
+                            dn_store8(ps + 72, c41);
+                            dn_store8(ps + 80, c50);
+                            dn_store8(ps + 88, c51);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                    float zbuf[6][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -20203,7 +20377,6 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[4][16];
                     float t_pend[3 * (64)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -20230,18 +20403,33 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             c30 = dn_fma8(g, d0, c30);
                             c31 = dn_fma8(g, d1, c31);
                         }
-                        float part[4][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 64;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                            }
+                            float *ps = t_pend + (size_t)lv * 64;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                    float zbuf[4][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -20278,7 +20466,6 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[6][8];
                     float t_pend[3 * (48)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -20306,16 +20493,29 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             g = dn_splat8(xr[5]);
                             c50 = dn_fma8(g, d0, c50);
                         }
-                        float part[6][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[5][0], c50);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 48;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                                c40 = dn_load8(pl + 32) + c40;
+                                c50 = dn_load8(pl + 40) + c50;
+                            }
+                            float *ps = t_pend + (size_t)lv * 48;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            dn_store8(ps + 32, c40);
+                            dn_store8(ps + 40, c50);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                    float zbuf[6][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -20330,7 +20530,6 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[4][8];
                     float t_pend[3 * (32)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -20352,14 +20551,25 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             g = dn_splat8(xr[3]);
                             c30 = dn_fma8(g, d0, c30);
                         }
-                        float part[4][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 32;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                            }
+                            float *ps = t_pend + (size_t)lv * 32;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                    float zbuf[4][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -20887,7 +21097,6 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -20930,26 +21139,49 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -20977,7 +21209,6 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -21020,26 +21251,49 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -21073,7 +21327,6 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -21108,22 +21361,41 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -21151,7 +21423,6 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[3 * (48)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -21179,16 +21450,29 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -21237,7 +21521,6 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -21280,26 +21563,49 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -21334,7 +21640,6 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -21377,26 +21682,49 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -21437,7 +21765,6 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -21472,22 +21799,41 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -21522,7 +21868,6 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[3 * (48)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -21550,16 +21895,29 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -22040,7 +22398,6 @@ static void lenet_base_fc3_backward_w(const float *restrict d, const float *rest
         {
             if (i0 < 80) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][16];
                 float t_pend[3 * (128)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -22074,18 +22431,33 @@ static void lenet_base_fc3_backward_w(const float *restrict d, const float *rest
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma16(g, d0, c70);
                     }
-                    float part[8][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 128;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                            c40 = dn_load16(pl + 64) + c40;
+                            c50 = dn_load16(pl + 80) + c50;
+                            c60 = dn_load16(pl + 96) + c60;
+                            c70 = dn_load16(pl + 112) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 128;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        dn_store16(ps + 64, c40);
+                        dn_store16(ps + 80, c50);
+                        dn_store16(ps + 96, c60);
+                        dn_store16(ps + 112, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+                float zbuf[8][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -22093,7 +22465,6 @@ static void lenet_base_fc3_backward_w(const float *restrict d, const float *rest
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -22115,14 +22486,25 @@ static void lenet_base_fc3_backward_w(const float *restrict d, const float *rest
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma16(g, d0, c30);
                     }
-                    float part[4][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -22155,7 +22537,6 @@ static void lenet_base_fc3_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -22190,22 +22571,41 @@ static void lenet_base_fc3_backward_w(const float *restrict d, const float *rest
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -22253,7 +22653,6 @@ static void lenet_base_fc3_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][16];
                 float t_pend[3 * (128)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -22287,18 +22686,33 @@ static void lenet_base_fc3_backward_w_adam(const float *restrict d, const float 
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma16(g, d0, c70);
                     }
-                    float part[8][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 128;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                            c40 = dn_load16(pl + 64) + c40;
+                            c50 = dn_load16(pl + 80) + c50;
+                            c60 = dn_load16(pl + 96) + c60;
+                            c70 = dn_load16(pl + 112) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 128;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        dn_store16(ps + 64, c40);
+                        dn_store16(ps + 80, c50);
+                        dn_store16(ps + 96, c60);
+                        dn_store16(ps + 112, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+                float zbuf[8][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -22313,7 +22727,6 @@ static void lenet_base_fc3_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -22335,14 +22748,25 @@ static void lenet_base_fc3_backward_w_adam(const float *restrict d, const float 
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma16(g, d0, c30);
                     }
-                    float part[4][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -22382,7 +22806,6 @@ static void lenet_base_fc3_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -22417,22 +22840,41 @@ static void lenet_base_fc3_backward_w_adam(const float *restrict d, const float 
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -23113,6 +23555,7 @@ static double lenet_base_eval(const float *params, void *ws, const dn_batch *bt,
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -23125,6 +23568,7 @@ static double lenet_base_eval(const float *params, void *ws, const dn_batch *bt,
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -23263,6 +23707,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -42334,7 +42790,6 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -42377,26 +42832,49 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -42424,7 +42902,6 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -42467,26 +42944,49 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -42521,7 +43021,6 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[6][16];
                     float t_pend[3 * (96)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -42556,22 +43055,41 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                             c50 = dn_fma8(g, d0, c50);
                             c51 = dn_fma8(g, d1, c51);
                         }
-                        float part[6][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[4][8], c41);
-                        dn_store8(&part[5][0], c50);
-                        dn_store8(&part[5][8], c51);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 96;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                                c40 = dn_load8(pl + 64) + c40;
+                                c41 = dn_load8(pl + 72) + c41;
+                                c50 = dn_load8(pl + 80) + c50;
+                                c51 = dn_load8(pl + 88) + c51;
+                            }
+                            float *ps = t_pend + (size_t)lv * 96;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            dn_store8(ps + 64, c40);
+                            dn_store8(ps + 72, c41);
+                            dn_store8(ps + 80, c50);
+                            dn_store8(ps + 88, c51);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                    float zbuf[6][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -42579,7 +43097,6 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[4][16];
                     float t_pend[3 * (64)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -42606,18 +43123,33 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                             c30 = dn_fma8(g, d0, c30);
                             c31 = dn_fma8(g, d1, c31);
                         }
-                        float part[4][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 64;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                            }
+                            float *ps = t_pend + (size_t)lv * 64;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                    float zbuf[4][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -42647,7 +43179,6 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[6][8];
                     float t_pend[3 * (48)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -42675,16 +43206,29 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                             g = dn_splat8(xr[5]);
                             c50 = dn_fma8(g, d0, c50);
                         }
-                        float part[6][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[5][0], c50);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 48;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                                c40 = dn_load8(pl + 32) + c40;
+                                c50 = dn_load8(pl + 40) + c50;
+                            }
+                            float *ps = t_pend + (size_t)lv * 48;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            dn_store8(ps + 32, c40);
+                            dn_store8(ps + 40, c50);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                    float zbuf[6][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -42692,7 +43236,6 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[4][8];
                     float t_pend[3 * (32)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -42714,14 +43257,25 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                             g = dn_splat8(xr[3]);
                             c30 = dn_fma8(g, d0, c30);
                         }
-                        float part[4][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 32;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                            }
+                            float *ps = t_pend + (size_t)lv * 32;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                    float zbuf[4][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -42771,7 +43325,6 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -42814,26 +43367,49 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -42868,7 +43444,6 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -42911,26 +43486,49 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -42972,7 +43570,6 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[6][16];
                     float t_pend[3 * (96)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -43007,22 +43604,41 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             c50 = dn_fma8(g, d0, c50);
                             c51 = dn_fma8(g, d1, c51);
                         }
-                        float part[6][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[4][8], c41);
-                        dn_store8(&part[5][0], c50);
-                        dn_store8(&part[5][8], c51);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 96;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                                c40 = dn_load8(pl + 64) + c40;
+                                c41 = dn_load8(pl + 72) + c41;
+                                c50 = dn_load8(pl + 80) + c50;
+                                c51 = dn_load8(pl + 88) + c51;
+                            }
+                            float *ps = t_pend + (size_t)lv * 96;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            dn_store8(ps + 64, c40);
+                            dn_store8(ps + 72, c41);
+                            dn_store8(ps + 80, c50);
+                            dn_store8(ps + 88, c51);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                    float zbuf[6][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -43037,7 +43653,6 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[4][16];
                     float t_pend[3 * (64)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -43064,18 +43679,33 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             c30 = dn_fma8(g, d0, c30);
                             c31 = dn_fma8(g, d1, c31);
                         }
-                        float part[4][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 64;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                            }
+                            float *ps = t_pend + (size_t)lv * 64;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                    float zbuf[4][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -43112,7 +43742,6 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[6][8];
                     float t_pend[3 * (48)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -43140,16 +43769,29 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             g = dn_splat8(xr[5]);
                             c50 = dn_fma8(g, d0, c50);
                         }
-                        float part[6][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[5][0], c50);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 48;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                                c40 = dn_load8(pl + 32) + c40;
+                                c50 = dn_load8(pl + 40) + c50;
+                            }
+                            float *ps = t_pend + (size_t)lv * 48;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            dn_store8(ps + 32, c40);
+                            dn_store8(ps + 40, c50);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                    float zbuf[6][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -43164,7 +43806,6 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[4][8];
                     float t_pend[3 * (32)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -43186,14 +43827,25 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             g = dn_splat8(xr[3]);
                             c30 = dn_fma8(g, d0, c30);
                         }
-                        float part[4][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 32;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                            }
+                            float *ps = t_pend + (size_t)lv * 32;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                    float zbuf[4][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -43721,7 +44373,6 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -43764,26 +44415,49 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -43811,7 +44485,6 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -43854,26 +44527,49 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -43907,7 +44603,6 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -43942,22 +44637,41 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -43985,7 +44699,6 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[3 * (48)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -44013,16 +44726,29 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -44071,7 +44797,6 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -44114,26 +44839,49 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -44168,7 +44916,6 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -44211,26 +44958,49 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -44271,7 +45041,6 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -44306,22 +45075,41 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -44356,7 +45144,6 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[3 * (48)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -44384,16 +45171,29 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -44874,7 +45674,6 @@ static void lenet_avx2_fc3_backward_w(const float *restrict d, const float *rest
         {
             if (i0 < 80) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][16];
                 float t_pend[3 * (128)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -44908,18 +45707,33 @@ static void lenet_avx2_fc3_backward_w(const float *restrict d, const float *rest
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma16(g, d0, c70);
                     }
-                    float part[8][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 128;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                            c40 = dn_load16(pl + 64) + c40;
+                            c50 = dn_load16(pl + 80) + c50;
+                            c60 = dn_load16(pl + 96) + c60;
+                            c70 = dn_load16(pl + 112) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 128;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        dn_store16(ps + 64, c40);
+                        dn_store16(ps + 80, c50);
+                        dn_store16(ps + 96, c60);
+                        dn_store16(ps + 112, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+                float zbuf[8][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -44927,7 +45741,6 @@ static void lenet_avx2_fc3_backward_w(const float *restrict d, const float *rest
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -44949,14 +45762,25 @@ static void lenet_avx2_fc3_backward_w(const float *restrict d, const float *rest
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma16(g, d0, c30);
                     }
-                    float part[4][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -44989,7 +45813,6 @@ static void lenet_avx2_fc3_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -45024,22 +45847,41 @@ static void lenet_avx2_fc3_backward_w(const float *restrict d, const float *rest
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -45087,7 +45929,6 @@ static void lenet_avx2_fc3_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][16];
                 float t_pend[3 * (128)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -45121,18 +45962,33 @@ static void lenet_avx2_fc3_backward_w_adam(const float *restrict d, const float 
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma16(g, d0, c70);
                     }
-                    float part[8][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 128;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                            c40 = dn_load16(pl + 64) + c40;
+                            c50 = dn_load16(pl + 80) + c50;
+                            c60 = dn_load16(pl + 96) + c60;
+                            c70 = dn_load16(pl + 112) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 128;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        dn_store16(ps + 64, c40);
+                        dn_store16(ps + 80, c50);
+                        dn_store16(ps + 96, c60);
+                        dn_store16(ps + 112, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+                float zbuf[8][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -45147,7 +46003,6 @@ static void lenet_avx2_fc3_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -45169,14 +46024,25 @@ static void lenet_avx2_fc3_backward_w_adam(const float *restrict d, const float 
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma16(g, d0, c30);
                     }
-                    float part[4][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -45216,7 +46082,6 @@ static void lenet_avx2_fc3_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -45251,22 +46116,41 @@ static void lenet_avx2_fc3_backward_w_adam(const float *restrict d, const float 
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -45954,6 +46838,7 @@ static double lenet_avx2_eval(const float *params, void *ws, const dn_batch *bt,
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -45966,6 +46851,7 @@ static double lenet_avx2_eval(const float *params, void *ws, const dn_batch *bt,
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -46104,6 +46990,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -65175,7 +66073,6 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -65218,26 +66115,49 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -65265,7 +66185,6 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -65308,26 +66227,49 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -65362,7 +66304,6 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[6][16];
                     float t_pend[3 * (96)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -65397,22 +66338,41 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                             c50 = dn_fma8(g, d0, c50);
                             c51 = dn_fma8(g, d1, c51);
                         }
-                        float part[6][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[4][8], c41);
-                        dn_store8(&part[5][0], c50);
-                        dn_store8(&part[5][8], c51);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 96;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                                c40 = dn_load8(pl + 64) + c40;
+                                c41 = dn_load8(pl + 72) + c41;
+                                c50 = dn_load8(pl + 80) + c50;
+                                c51 = dn_load8(pl + 88) + c51;
+                            }
+                            float *ps = t_pend + (size_t)lv * 96;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            dn_store8(ps + 64, c40);
+                            dn_store8(ps + 72, c41);
+                            dn_store8(ps + 80, c50);
+                            dn_store8(ps + 88, c51);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                    float zbuf[6][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -65420,7 +66380,6 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[4][16];
                     float t_pend[3 * (64)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -65447,18 +66406,33 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                             c30 = dn_fma8(g, d0, c30);
                             c31 = dn_fma8(g, d1, c31);
                         }
-                        float part[4][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 64;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                            }
+                            float *ps = t_pend + (size_t)lv * 64;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                    float zbuf[4][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -65488,7 +66462,6 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[6][8];
                     float t_pend[3 * (48)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -65516,16 +66489,29 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                             g = dn_splat8(xr[5]);
                             c50 = dn_fma8(g, d0, c50);
                         }
-                        float part[6][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[5][0], c50);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 48;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                                c40 = dn_load8(pl + 32) + c40;
+                                c50 = dn_load8(pl + 40) + c50;
+                            }
+                            float *ps = t_pend + (size_t)lv * 48;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            dn_store8(ps + 32, c40);
+                            dn_store8(ps + 40, c50);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                    float zbuf[6][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -65533,7 +66519,6 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float z[4][8];
                     float t_pend[3 * (32)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -65555,14 +66540,25 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                             g = dn_splat8(xr[3]);
                             c30 = dn_fma8(g, d0, c30);
                         }
-                        float part[4][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 32;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                            }
+                            float *ps = t_pend + (size_t)lv * 32;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                    float zbuf[4][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -65612,7 +66608,6 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -65655,26 +66650,49 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -65709,7 +66727,6 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -65752,26 +66769,49 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -65813,7 +66853,6 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[6][16];
                     float t_pend[3 * (96)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -65848,22 +66887,41 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             c50 = dn_fma8(g, d0, c50);
                             c51 = dn_fma8(g, d1, c51);
                         }
-                        float part[6][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[4][8], c41);
-                        dn_store8(&part[5][0], c50);
-                        dn_store8(&part[5][8], c51);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 96;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                                c40 = dn_load8(pl + 64) + c40;
+                                c41 = dn_load8(pl + 72) + c41;
+                                c50 = dn_load8(pl + 80) + c50;
+                                c51 = dn_load8(pl + 88) + c51;
+                            }
+                            float *ps = t_pend + (size_t)lv * 96;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            dn_store8(ps + 64, c40);
+                            dn_store8(ps + 72, c41);
+                            dn_store8(ps + 80, c50);
+                            dn_store8(ps + 88, c51);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                    float zbuf[6][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -65878,7 +66936,6 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[4][16];
                     float t_pend[3 * (64)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -65905,18 +66962,33 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             c30 = dn_fma8(g, d0, c30);
                             c31 = dn_fma8(g, d1, c31);
                         }
-                        float part[4][16];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[0][8], c01);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[1][8], c11);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[2][8], c21);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[3][8], c31);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 64;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c01 = dn_load8(pl + 8) + c01;
+                                c10 = dn_load8(pl + 16) + c10;
+                                c11 = dn_load8(pl + 24) + c11;
+                                c20 = dn_load8(pl + 32) + c20;
+                                c21 = dn_load8(pl + 40) + c21;
+                                c30 = dn_load8(pl + 48) + c30;
+                                c31 = dn_load8(pl + 56) + c31;
+                            }
+                            float *ps = t_pend + (size_t)lv * 64;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c01);
+                            dn_store8(ps + 16, c10);
+                            dn_store8(ps + 24, c11);
+                            dn_store8(ps + 32, c20);
+                            dn_store8(ps + 40, c21);
+                            dn_store8(ps + 48, c30);
+                            dn_store8(ps + 56, c31);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                    float zbuf[4][16];
+                    const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                     for (int j = 0; j < 2; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -65953,7 +67025,6 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[6][8];
                     float t_pend[3 * (48)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -65981,16 +67052,29 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             g = dn_splat8(xr[5]);
                             c50 = dn_fma8(g, d0, c50);
                         }
-                        float part[6][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_store8(&part[4][0], c40);
-                        dn_store8(&part[5][0], c50);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 48;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                                c40 = dn_load8(pl + 32) + c40;
+                                c50 = dn_load8(pl + 40) + c50;
+                            }
+                            float *ps = t_pend + (size_t)lv * 48;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            dn_store8(ps + 32, c40);
+                            dn_store8(ps + 40, c50);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                    float zbuf[6][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 6; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -66005,7 +67089,6 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float z[4][8];
                     float t_pend[3 * (32)];
                     const int t_depth = 3;
                     int t_count = 0;
@@ -66027,14 +67110,25 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             g = dn_splat8(xr[3]);
                             c30 = dn_fma8(g, d0, c30);
                         }
-                        float part[4][8];
-                        dn_store8(&part[0][0], c00);
-                        dn_store8(&part[1][0], c10);
-                        dn_store8(&part[2][0], c20);
-                        dn_store8(&part[3][0], c30);
-                        dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                        { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                            int k = t_count, lv = 0;
+                            for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                                const float *pl = t_pend + (size_t)lv * 32;
+                                c00 = dn_load8(pl + 0) + c00;
+                                c10 = dn_load8(pl + 8) + c10;
+                                c20 = dn_load8(pl + 16) + c20;
+                                c30 = dn_load8(pl + 24) + c30;
+                            }
+                            float *ps = t_pend + (size_t)lv * 32;
+                            dn_store8(ps + 0, c00);
+                            dn_store8(ps + 8, c10);
+                            dn_store8(ps + 16, c20);
+                            dn_store8(ps + 24, c30);
+                            t_count++;
+                        }
                     }
-                    dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                    float zbuf[4][8];
+                    const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                     for (int j = 0; j < 1; j++)
                         for (int i = 0; i < 4; i++) {
                             const size_t at = (size_t)(p0 + j) * 3200 + (size_t)(i0 + i) * 8;
@@ -66562,7 +67656,6 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -66605,26 +67698,49 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -66652,7 +67768,6 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -66695,26 +67810,49 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -66748,7 +67886,6 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -66783,22 +67920,41 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -66826,7 +67982,6 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[3 * (48)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -66854,16 +68009,29 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -66912,7 +68080,6 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][32];
                 float t_pend[3 * (256)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -66955,26 +68122,49 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma16(g, d1, c71);
                     }
-                    float part[8][32];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store16(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 256;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load16(pl + 16) + c01;
+                            c10 = dn_load16(pl + 32) + c10;
+                            c11 = dn_load16(pl + 48) + c11;
+                            c20 = dn_load16(pl + 64) + c20;
+                            c21 = dn_load16(pl + 80) + c21;
+                            c30 = dn_load16(pl + 96) + c30;
+                            c31 = dn_load16(pl + 112) + c31;
+                            c40 = dn_load16(pl + 128) + c40;
+                            c41 = dn_load16(pl + 144) + c41;
+                            c50 = dn_load16(pl + 160) + c50;
+                            c51 = dn_load16(pl + 176) + c51;
+                            c60 = dn_load16(pl + 192) + c60;
+                            c61 = dn_load16(pl + 208) + c61;
+                            c70 = dn_load16(pl + 224) + c70;
+                            c71 = dn_load16(pl + 240) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 256;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c01);
+                        dn_store16(ps + 32, c10);
+                        dn_store16(ps + 48, c11);
+                        dn_store16(ps + 64, c20);
+                        dn_store16(ps + 80, c21);
+                        dn_store16(ps + 96, c30);
+                        dn_store16(ps + 112, c31);
+                        dn_store16(ps + 128, c40);
+                        dn_store16(ps + 144, c41);
+                        dn_store16(ps + 160, c50);
+                        dn_store16(ps + 176, c51);
+                        dn_store16(ps + 192, c60);
+                        dn_store16(ps + 208, c61);
+                        dn_store16(ps + 224, c70);
+                        dn_store16(ps + 240, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+                float zbuf[8][32];
+                const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
                 for (int j = 0; j < 4; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -67009,7 +68199,6 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][24];
                 float t_pend[3 * (192)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -67052,26 +68241,49 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         c70 = dn_fma16(g, d0, c70);
                         c71 = dn_fma8(dn_lo8(g), d1, c71);
                     }
-                    float part[8][24];
-                    dn_store16(&part[0][0], c00);
-                    dn_store8(&part[0][16], c01);
-                    dn_store16(&part[1][0], c10);
-                    dn_store8(&part[1][16], c11);
-                    dn_store16(&part[2][0], c20);
-                    dn_store8(&part[2][16], c21);
-                    dn_store16(&part[3][0], c30);
-                    dn_store8(&part[3][16], c31);
-                    dn_store16(&part[4][0], c40);
-                    dn_store8(&part[4][16], c41);
-                    dn_store16(&part[5][0], c50);
-                    dn_store8(&part[5][16], c51);
-                    dn_store16(&part[6][0], c60);
-                    dn_store8(&part[6][16], c61);
-                    dn_store16(&part[7][0], c70);
-                    dn_store8(&part[7][16], c71);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 192);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 192;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c01 = dn_load8(pl + 16) + c01;
+                            c10 = dn_load16(pl + 24) + c10;
+                            c11 = dn_load8(pl + 40) + c11;
+                            c20 = dn_load16(pl + 48) + c20;
+                            c21 = dn_load8(pl + 64) + c21;
+                            c30 = dn_load16(pl + 72) + c30;
+                            c31 = dn_load8(pl + 88) + c31;
+                            c40 = dn_load16(pl + 96) + c40;
+                            c41 = dn_load8(pl + 112) + c41;
+                            c50 = dn_load16(pl + 120) + c50;
+                            c51 = dn_load8(pl + 136) + c51;
+                            c60 = dn_load16(pl + 144) + c60;
+                            c61 = dn_load8(pl + 160) + c61;
+                            c70 = dn_load16(pl + 168) + c70;
+                            c71 = dn_load8(pl + 184) + c71;
+                        }
+                        float *ps = t_pend + (size_t)lv * 192;
+                        dn_store16(ps + 0, c00);
+                        dn_store8(ps + 16, c01);
+                        dn_store16(ps + 24, c10);
+                        dn_store8(ps + 40, c11);
+                        dn_store16(ps + 48, c20);
+                        dn_store8(ps + 64, c21);
+                        dn_store16(ps + 72, c30);
+                        dn_store8(ps + 88, c31);
+                        dn_store16(ps + 96, c40);
+                        dn_store8(ps + 112, c41);
+                        dn_store16(ps + 120, c50);
+                        dn_store8(ps + 136, c51);
+                        dn_store16(ps + 144, c60);
+                        dn_store8(ps + 160, c61);
+                        dn_store16(ps + 168, c70);
+                        dn_store8(ps + 184, c71);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 192);
+                float zbuf[8][24];
+                const float (*z)[24] = (const float (*)[24])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 192);
                 for (int j = 0; j < 3; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -67112,7 +68324,6 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -67147,22 +68358,41 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -67197,7 +68427,6 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[3 * (48)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -67225,16 +68454,29 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 960 + (size_t)(i0 + i) * 8;
@@ -67715,7 +68957,6 @@ static void lenet_avx512_fc3_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 80) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][16];
                 float t_pend[3 * (128)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -67749,18 +68990,33 @@ static void lenet_avx512_fc3_backward_w(const float *restrict d, const float *re
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma16(g, d0, c70);
                     }
-                    float part[8][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 128;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                            c40 = dn_load16(pl + 64) + c40;
+                            c50 = dn_load16(pl + 80) + c50;
+                            c60 = dn_load16(pl + 96) + c60;
+                            c70 = dn_load16(pl + 112) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 128;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        dn_store16(ps + 64, c40);
+                        dn_store16(ps + 80, c50);
+                        dn_store16(ps + 96, c60);
+                        dn_store16(ps + 112, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+                float zbuf[8][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -67768,7 +69024,6 @@ static void lenet_avx512_fc3_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -67790,14 +69045,25 @@ static void lenet_avx512_fc3_backward_w(const float *restrict d, const float *re
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma16(g, d0, c30);
                     }
-                    float part[4][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -67830,7 +69096,6 @@ static void lenet_avx512_fc3_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -67865,22 +69130,41 @@ static void lenet_avx512_fc3_backward_w(const float *restrict d, const float *re
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -67928,7 +69212,6 @@ static void lenet_avx512_fc3_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][16];
                 float t_pend[3 * (128)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -67962,18 +69245,33 @@ static void lenet_avx512_fc3_backward_w_adam(const float *restrict d, const floa
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma16(g, d0, c70);
                     }
-                    float part[8][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_store16(&part[4][0], c40);
-                    dn_store16(&part[5][0], c50);
-                    dn_store16(&part[6][0], c60);
-                    dn_store16(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 128;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                            c40 = dn_load16(pl + 64) + c40;
+                            c50 = dn_load16(pl + 80) + c50;
+                            c60 = dn_load16(pl + 96) + c60;
+                            c70 = dn_load16(pl + 112) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 128;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        dn_store16(ps + 64, c40);
+                        dn_store16(ps + 80, c50);
+                        dn_store16(ps + 96, c60);
+                        dn_store16(ps + 112, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+                float zbuf[8][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -67988,7 +69286,6 @@ static void lenet_avx512_fc3_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -68010,14 +69307,25 @@ static void lenet_avx512_fc3_backward_w_adam(const float *restrict d, const floa
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma16(g, d0, c30);
                     }
-                    float part[4][16];
-                    dn_store16(&part[0][0], c00);
-                    dn_store16(&part[1][0], c10);
-                    dn_store16(&part[2][0], c20);
-                    dn_store16(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load16(pl + 0) + c00;
+                            c10 = dn_load16(pl + 16) + c10;
+                            c20 = dn_load16(pl + 32) + c20;
+                            c30 = dn_load16(pl + 48) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store16(ps + 0, c00);
+                        dn_store16(ps + 16, c10);
+                        dn_store16(ps + 32, c20);
+                        dn_store16(ps + 48, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;
@@ -68057,7 +69365,6 @@ static void lenet_avx512_fc3_backward_w_adam(const float *restrict d, const floa
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][16];
             float t_pend[3 * (96)];
             const int t_depth = 3;
             int t_count = 0;
@@ -68092,22 +69399,41 @@ static void lenet_avx512_fc3_backward_w_adam(const float *restrict d, const floa
                     c50 = dn_fma8(g, d0, c50);
                     c51 = dn_fma8(g, d1, c51);
                 }
-                float part[6][16];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[0][8], c01);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[1][8], c11);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[2][8], c21);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[3][8], c31);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[4][8], c41);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[5][8], c51);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 96;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c01 = dn_load8(pl + 8) + c01;
+                        c10 = dn_load8(pl + 16) + c10;
+                        c11 = dn_load8(pl + 24) + c11;
+                        c20 = dn_load8(pl + 32) + c20;
+                        c21 = dn_load8(pl + 40) + c21;
+                        c30 = dn_load8(pl + 48) + c30;
+                        c31 = dn_load8(pl + 56) + c31;
+                        c40 = dn_load8(pl + 64) + c40;
+                        c41 = dn_load8(pl + 72) + c41;
+                        c50 = dn_load8(pl + 80) + c50;
+                        c51 = dn_load8(pl + 88) + c51;
+                    }
+                    float *ps = t_pend + (size_t)lv * 96;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c01);
+                    dn_store8(ps + 16, c10);
+                    dn_store8(ps + 24, c11);
+                    dn_store8(ps + 32, c20);
+                    dn_store8(ps + 40, c21);
+                    dn_store8(ps + 48, c30);
+                    dn_store8(ps + 56, c31);
+                    dn_store8(ps + 64, c40);
+                    dn_store8(ps + 72, c41);
+                    dn_store8(ps + 80, c50);
+                    dn_store8(ps + 88, c51);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+            float zbuf[6][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 672 + (size_t)(i0 + i) * 8;

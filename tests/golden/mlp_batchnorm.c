@@ -276,6 +276,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -288,6 +289,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -426,6 +428,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -849,7 +863,6 @@ static void mlp_batchnorm_base_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -892,26 +905,49 @@ static void mlp_batchnorm_base_fc1_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -944,7 +980,6 @@ static void mlp_batchnorm_base_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -979,22 +1014,41 @@ static void mlp_batchnorm_base_fc1_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1002,7 +1056,6 @@ static void mlp_batchnorm_base_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1029,18 +1082,33 @@ static void mlp_batchnorm_base_fc1_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1088,7 +1156,6 @@ static void mlp_batchnorm_base_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1131,26 +1198,49 @@ static void mlp_batchnorm_base_fc1_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1190,7 +1280,6 @@ static void mlp_batchnorm_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1225,22 +1314,41 @@ static void mlp_batchnorm_base_fc1_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1255,7 +1363,6 @@ static void mlp_batchnorm_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1282,18 +1389,33 @@ static void mlp_batchnorm_base_fc1_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1716,7 +1838,6 @@ static void mlp_batchnorm_base_fc2_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1759,26 +1880,49 @@ static void mlp_batchnorm_base_fc2_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1811,7 +1955,6 @@ static void mlp_batchnorm_base_fc2_backward_w(const float *restrict d, const flo
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1846,22 +1989,41 @@ static void mlp_batchnorm_base_fc2_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1869,7 +2031,6 @@ static void mlp_batchnorm_base_fc2_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1896,18 +2057,33 @@ static void mlp_batchnorm_base_fc2_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1955,7 +2131,6 @@ static void mlp_batchnorm_base_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1998,26 +2173,49 @@ static void mlp_batchnorm_base_fc2_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -2057,7 +2255,6 @@ static void mlp_batchnorm_base_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2092,22 +2289,41 @@ static void mlp_batchnorm_base_fc2_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -2122,7 +2338,6 @@ static void mlp_batchnorm_base_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2149,18 +2364,33 @@ static void mlp_batchnorm_base_fc2_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -2739,7 +2969,6 @@ static void mlp_batchnorm_base_fc3_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -2773,18 +3002,33 @@ static void mlp_batchnorm_base_fc3_backward_w(const float *restrict d, const flo
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2817,7 +3061,6 @@ static void mlp_batchnorm_base_fc3_backward_w(const float *restrict d, const flo
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2852,22 +3095,41 @@ static void mlp_batchnorm_base_fc3_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2875,7 +3137,6 @@ static void mlp_batchnorm_base_fc3_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2894,14 +3155,25 @@ static void mlp_batchnorm_base_fc3_backward_w(const float *restrict d, const flo
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2949,7 +3221,6 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -2983,18 +3254,33 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -3034,7 +3320,6 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -3069,22 +3354,41 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -3099,7 +3403,6 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -3118,14 +3421,25 @@ static void mlp_batchnorm_base_fc3_backward_w_adam(const float *restrict d, cons
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -3668,6 +3982,7 @@ static double mlp_batchnorm_base_eval(const float *params, void *ws, const dn_ba
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3680,6 +3995,7 @@ static double mlp_batchnorm_base_eval(const float *params, void *ws, const dn_ba
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -3818,6 +4134,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -4241,7 +4569,6 @@ static void mlp_batchnorm_avx2_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -4284,26 +4611,49 @@ static void mlp_batchnorm_avx2_fc1_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4336,7 +4686,6 @@ static void mlp_batchnorm_avx2_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4371,22 +4720,41 @@ static void mlp_batchnorm_avx2_fc1_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4394,7 +4762,6 @@ static void mlp_batchnorm_avx2_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4421,18 +4788,33 @@ static void mlp_batchnorm_avx2_fc1_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4480,7 +4862,6 @@ static void mlp_batchnorm_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -4523,26 +4904,49 @@ static void mlp_batchnorm_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4582,7 +4986,6 @@ static void mlp_batchnorm_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4617,22 +5020,41 @@ static void mlp_batchnorm_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4647,7 +5069,6 @@ static void mlp_batchnorm_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4674,18 +5095,33 @@ static void mlp_batchnorm_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -5108,7 +5544,6 @@ static void mlp_batchnorm_avx2_fc2_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -5151,26 +5586,49 @@ static void mlp_batchnorm_avx2_fc2_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -5203,7 +5661,6 @@ static void mlp_batchnorm_avx2_fc2_backward_w(const float *restrict d, const flo
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5238,22 +5695,41 @@ static void mlp_batchnorm_avx2_fc2_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -5261,7 +5737,6 @@ static void mlp_batchnorm_avx2_fc2_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5288,18 +5763,33 @@ static void mlp_batchnorm_avx2_fc2_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -5347,7 +5837,6 @@ static void mlp_batchnorm_avx2_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -5390,26 +5879,49 @@ static void mlp_batchnorm_avx2_fc2_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -5449,7 +5961,6 @@ static void mlp_batchnorm_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5484,22 +5995,41 @@ static void mlp_batchnorm_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -5514,7 +6044,6 @@ static void mlp_batchnorm_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5541,18 +6070,33 @@ static void mlp_batchnorm_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -6131,7 +6675,6 @@ static void mlp_batchnorm_avx2_fc3_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -6165,18 +6708,33 @@ static void mlp_batchnorm_avx2_fc3_backward_w(const float *restrict d, const flo
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -6209,7 +6767,6 @@ static void mlp_batchnorm_avx2_fc3_backward_w(const float *restrict d, const flo
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -6244,22 +6801,41 @@ static void mlp_batchnorm_avx2_fc3_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -6267,7 +6843,6 @@ static void mlp_batchnorm_avx2_fc3_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -6286,14 +6861,25 @@ static void mlp_batchnorm_avx2_fc3_backward_w(const float *restrict d, const flo
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -6341,7 +6927,6 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -6375,18 +6960,33 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -6426,7 +7026,6 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -6461,22 +7060,41 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -6491,7 +7109,6 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -6510,14 +7127,25 @@ static void mlp_batchnorm_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -7067,6 +7695,7 @@ static double mlp_batchnorm_avx2_eval(const float *params, void *ws, const dn_ba
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -7079,6 +7708,7 @@ static double mlp_batchnorm_avx2_eval(const float *params, void *ws, const dn_ba
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -7217,6 +7847,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -7640,7 +8282,6 @@ static void mlp_batchnorm_avx512_fc1_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -7683,26 +8324,49 @@ static void mlp_batchnorm_avx512_fc1_backward_w(const float *restrict d, const f
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7735,7 +8399,6 @@ static void mlp_batchnorm_avx512_fc1_backward_w(const float *restrict d, const f
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7770,22 +8433,41 @@ static void mlp_batchnorm_avx512_fc1_backward_w(const float *restrict d, const f
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7793,7 +8475,6 @@ static void mlp_batchnorm_avx512_fc1_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7820,18 +8501,33 @@ static void mlp_batchnorm_avx512_fc1_backward_w(const float *restrict d, const f
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7879,7 +8575,6 @@ static void mlp_batchnorm_avx512_fc1_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -7922,26 +8617,49 @@ static void mlp_batchnorm_avx512_fc1_backward_w_adam(const float *restrict d, co
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7981,7 +8699,6 @@ static void mlp_batchnorm_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8016,22 +8733,41 @@ static void mlp_batchnorm_avx512_fc1_backward_w_adam(const float *restrict d, co
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -8046,7 +8782,6 @@ static void mlp_batchnorm_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8073,18 +8808,33 @@ static void mlp_batchnorm_avx512_fc1_backward_w_adam(const float *restrict d, co
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -8507,7 +9257,6 @@ static void mlp_batchnorm_avx512_fc2_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8550,26 +9299,49 @@ static void mlp_batchnorm_avx512_fc2_backward_w(const float *restrict d, const f
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -8602,7 +9374,6 @@ static void mlp_batchnorm_avx512_fc2_backward_w(const float *restrict d, const f
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8637,22 +9408,41 @@ static void mlp_batchnorm_avx512_fc2_backward_w(const float *restrict d, const f
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -8660,7 +9450,6 @@ static void mlp_batchnorm_avx512_fc2_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8687,18 +9476,33 @@ static void mlp_batchnorm_avx512_fc2_backward_w(const float *restrict d, const f
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -8746,7 +9550,6 @@ static void mlp_batchnorm_avx512_fc2_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8789,26 +9592,49 @@ static void mlp_batchnorm_avx512_fc2_backward_w_adam(const float *restrict d, co
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -8848,7 +9674,6 @@ static void mlp_batchnorm_avx512_fc2_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8883,22 +9708,41 @@ static void mlp_batchnorm_avx512_fc2_backward_w_adam(const float *restrict d, co
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -8913,7 +9757,6 @@ static void mlp_batchnorm_avx512_fc2_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8940,18 +9783,33 @@ static void mlp_batchnorm_avx512_fc2_backward_w_adam(const float *restrict d, co
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -9530,7 +10388,6 @@ static void mlp_batchnorm_avx512_fc3_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -9564,18 +10421,33 @@ static void mlp_batchnorm_avx512_fc3_backward_w(const float *restrict d, const f
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -9608,7 +10480,6 @@ static void mlp_batchnorm_avx512_fc3_backward_w(const float *restrict d, const f
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -9643,22 +10514,41 @@ static void mlp_batchnorm_avx512_fc3_backward_w(const float *restrict d, const f
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -9666,7 +10556,6 @@ static void mlp_batchnorm_avx512_fc3_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -9685,14 +10574,25 @@ static void mlp_batchnorm_avx512_fc3_backward_w(const float *restrict d, const f
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -9740,7 +10640,6 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -9774,18 +10673,33 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -9825,7 +10739,6 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -9860,22 +10773,41 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -9890,7 +10822,6 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -9909,14 +10840,25 @@ static void mlp_batchnorm_avx512_fc3_backward_w_adam(const float *restrict d, co
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;

@@ -273,6 +273,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -285,6 +286,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -423,6 +425,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -832,7 +846,6 @@ static void mlp_nodropout_base_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -875,26 +888,49 @@ static void mlp_nodropout_base_fc1_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -927,7 +963,6 @@ static void mlp_nodropout_base_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -962,22 +997,41 @@ static void mlp_nodropout_base_fc1_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -985,7 +1039,6 @@ static void mlp_nodropout_base_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1012,18 +1065,33 @@ static void mlp_nodropout_base_fc1_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1071,7 +1139,6 @@ static void mlp_nodropout_base_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1114,26 +1181,49 @@ static void mlp_nodropout_base_fc1_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1173,7 +1263,6 @@ static void mlp_nodropout_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1208,22 +1297,41 @@ static void mlp_nodropout_base_fc1_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1238,7 +1346,6 @@ static void mlp_nodropout_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1265,18 +1372,33 @@ static void mlp_nodropout_base_fc1_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1467,7 +1589,6 @@ static void mlp_nodropout_base_fc2_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1510,26 +1631,49 @@ static void mlp_nodropout_base_fc2_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1562,7 +1706,6 @@ static void mlp_nodropout_base_fc2_backward_w(const float *restrict d, const flo
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1597,22 +1740,41 @@ static void mlp_nodropout_base_fc2_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1620,7 +1782,6 @@ static void mlp_nodropout_base_fc2_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1647,18 +1808,33 @@ static void mlp_nodropout_base_fc2_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1706,7 +1882,6 @@ static void mlp_nodropout_base_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1749,26 +1924,49 @@ static void mlp_nodropout_base_fc2_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1808,7 +2006,6 @@ static void mlp_nodropout_base_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1843,22 +2040,41 @@ static void mlp_nodropout_base_fc2_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1873,7 +2089,6 @@ static void mlp_nodropout_base_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1900,18 +2115,33 @@ static void mlp_nodropout_base_fc2_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -2251,7 +2481,6 @@ static void mlp_nodropout_base_fc3_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -2285,18 +2514,33 @@ static void mlp_nodropout_base_fc3_backward_w(const float *restrict d, const flo
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2329,7 +2573,6 @@ static void mlp_nodropout_base_fc3_backward_w(const float *restrict d, const flo
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2364,22 +2607,41 @@ static void mlp_nodropout_base_fc3_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2387,7 +2649,6 @@ static void mlp_nodropout_base_fc3_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2406,14 +2667,25 @@ static void mlp_nodropout_base_fc3_backward_w(const float *restrict d, const flo
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2461,7 +2733,6 @@ static void mlp_nodropout_base_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -2495,18 +2766,33 @@ static void mlp_nodropout_base_fc3_backward_w_adam(const float *restrict d, cons
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2546,7 +2832,6 @@ static void mlp_nodropout_base_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2581,22 +2866,41 @@ static void mlp_nodropout_base_fc3_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2611,7 +2915,6 @@ static void mlp_nodropout_base_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2630,14 +2933,25 @@ static void mlp_nodropout_base_fc3_backward_w_adam(const float *restrict d, cons
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -3161,6 +3475,7 @@ static double mlp_nodropout_base_eval(const float *params, void *ws, const dn_ba
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3173,6 +3488,7 @@ static double mlp_nodropout_base_eval(const float *params, void *ws, const dn_ba
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -3311,6 +3627,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -3720,7 +4048,6 @@ static void mlp_nodropout_avx2_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -3763,26 +4090,49 @@ static void mlp_nodropout_avx2_fc1_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3815,7 +4165,6 @@ static void mlp_nodropout_avx2_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -3850,22 +4199,41 @@ static void mlp_nodropout_avx2_fc1_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3873,7 +4241,6 @@ static void mlp_nodropout_avx2_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -3900,18 +4267,33 @@ static void mlp_nodropout_avx2_fc1_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3959,7 +4341,6 @@ static void mlp_nodropout_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -4002,26 +4383,49 @@ static void mlp_nodropout_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4061,7 +4465,6 @@ static void mlp_nodropout_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4096,22 +4499,41 @@ static void mlp_nodropout_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4126,7 +4548,6 @@ static void mlp_nodropout_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4153,18 +4574,33 @@ static void mlp_nodropout_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4355,7 +4791,6 @@ static void mlp_nodropout_avx2_fc2_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -4398,26 +4833,49 @@ static void mlp_nodropout_avx2_fc2_backward_w(const float *restrict d, const flo
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4450,7 +4908,6 @@ static void mlp_nodropout_avx2_fc2_backward_w(const float *restrict d, const flo
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4485,22 +4942,41 @@ static void mlp_nodropout_avx2_fc2_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4508,7 +4984,6 @@ static void mlp_nodropout_avx2_fc2_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4535,18 +5010,33 @@ static void mlp_nodropout_avx2_fc2_backward_w(const float *restrict d, const flo
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4594,7 +5084,6 @@ static void mlp_nodropout_avx2_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -4637,26 +5126,49 @@ static void mlp_nodropout_avx2_fc2_backward_w_adam(const float *restrict d, cons
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4696,7 +5208,6 @@ static void mlp_nodropout_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4731,22 +5242,41 @@ static void mlp_nodropout_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4761,7 +5291,6 @@ static void mlp_nodropout_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4788,18 +5317,33 @@ static void mlp_nodropout_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -5139,7 +5683,6 @@ static void mlp_nodropout_avx2_fc3_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -5173,18 +5716,33 @@ static void mlp_nodropout_avx2_fc3_backward_w(const float *restrict d, const flo
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5217,7 +5775,6 @@ static void mlp_nodropout_avx2_fc3_backward_w(const float *restrict d, const flo
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5252,22 +5809,41 @@ static void mlp_nodropout_avx2_fc3_backward_w(const float *restrict d, const flo
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5275,7 +5851,6 @@ static void mlp_nodropout_avx2_fc3_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5294,14 +5869,25 @@ static void mlp_nodropout_avx2_fc3_backward_w(const float *restrict d, const flo
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5349,7 +5935,6 @@ static void mlp_nodropout_avx2_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -5383,18 +5968,33 @@ static void mlp_nodropout_avx2_fc3_backward_w_adam(const float *restrict d, cons
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5434,7 +6034,6 @@ static void mlp_nodropout_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5469,22 +6068,41 @@ static void mlp_nodropout_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5499,7 +6117,6 @@ static void mlp_nodropout_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5518,14 +6135,25 @@ static void mlp_nodropout_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -6056,6 +6684,7 @@ static double mlp_nodropout_avx2_eval(const float *params, void *ws, const dn_ba
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -6068,6 +6697,7 @@ static double mlp_nodropout_avx2_eval(const float *params, void *ws, const dn_ba
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -6206,6 +6836,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -6615,7 +7257,6 @@ static void mlp_nodropout_avx512_fc1_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -6658,26 +7299,49 @@ static void mlp_nodropout_avx512_fc1_backward_w(const float *restrict d, const f
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6710,7 +7374,6 @@ static void mlp_nodropout_avx512_fc1_backward_w(const float *restrict d, const f
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -6745,22 +7408,41 @@ static void mlp_nodropout_avx512_fc1_backward_w(const float *restrict d, const f
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6768,7 +7450,6 @@ static void mlp_nodropout_avx512_fc1_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -6795,18 +7476,33 @@ static void mlp_nodropout_avx512_fc1_backward_w(const float *restrict d, const f
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6854,7 +7550,6 @@ static void mlp_nodropout_avx512_fc1_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -6897,26 +7592,49 @@ static void mlp_nodropout_avx512_fc1_backward_w_adam(const float *restrict d, co
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6956,7 +7674,6 @@ static void mlp_nodropout_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -6991,22 +7708,41 @@ static void mlp_nodropout_avx512_fc1_backward_w_adam(const float *restrict d, co
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7021,7 +7757,6 @@ static void mlp_nodropout_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7048,18 +7783,33 @@ static void mlp_nodropout_avx512_fc1_backward_w_adam(const float *restrict d, co
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7250,7 +8000,6 @@ static void mlp_nodropout_avx512_fc2_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -7293,26 +8042,49 @@ static void mlp_nodropout_avx512_fc2_backward_w(const float *restrict d, const f
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7345,7 +8117,6 @@ static void mlp_nodropout_avx512_fc2_backward_w(const float *restrict d, const f
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7380,22 +8151,41 @@ static void mlp_nodropout_avx512_fc2_backward_w(const float *restrict d, const f
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7403,7 +8193,6 @@ static void mlp_nodropout_avx512_fc2_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7430,18 +8219,33 @@ static void mlp_nodropout_avx512_fc2_backward_w(const float *restrict d, const f
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7489,7 +8293,6 @@ static void mlp_nodropout_avx512_fc2_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -7532,26 +8335,49 @@ static void mlp_nodropout_avx512_fc2_backward_w_adam(const float *restrict d, co
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7591,7 +8417,6 @@ static void mlp_nodropout_avx512_fc2_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7626,22 +8451,41 @@ static void mlp_nodropout_avx512_fc2_backward_w_adam(const float *restrict d, co
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7656,7 +8500,6 @@ static void mlp_nodropout_avx512_fc2_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7683,18 +8526,33 @@ static void mlp_nodropout_avx512_fc2_backward_w_adam(const float *restrict d, co
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -8034,7 +8892,6 @@ static void mlp_nodropout_avx512_fc3_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8068,18 +8925,33 @@ static void mlp_nodropout_avx512_fc3_backward_w(const float *restrict d, const f
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8112,7 +8984,6 @@ static void mlp_nodropout_avx512_fc3_backward_w(const float *restrict d, const f
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8147,22 +9018,41 @@ static void mlp_nodropout_avx512_fc3_backward_w(const float *restrict d, const f
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8170,7 +9060,6 @@ static void mlp_nodropout_avx512_fc3_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8189,14 +9078,25 @@ static void mlp_nodropout_avx512_fc3_backward_w(const float *restrict d, const f
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8244,7 +9144,6 @@ static void mlp_nodropout_avx512_fc3_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8278,18 +9177,33 @@ static void mlp_nodropout_avx512_fc3_backward_w_adam(const float *restrict d, co
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8329,7 +9243,6 @@ static void mlp_nodropout_avx512_fc3_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8364,22 +9277,41 @@ static void mlp_nodropout_avx512_fc3_backward_w_adam(const float *restrict d, co
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8394,7 +9326,6 @@ static void mlp_nodropout_avx512_fc3_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8413,14 +9344,25 @@ static void mlp_nodropout_avx512_fc3_backward_w_adam(const float *restrict d, co
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;

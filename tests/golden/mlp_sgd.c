@@ -274,6 +274,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -286,6 +287,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -424,6 +426,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -855,7 +869,6 @@ static void mlp_sgd_base_fc1_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -898,26 +911,49 @@ static void mlp_sgd_base_fc1_backward_w(const float *restrict d, const float *re
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -950,7 +986,6 @@ static void mlp_sgd_base_fc1_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -985,22 +1020,41 @@ static void mlp_sgd_base_fc1_backward_w(const float *restrict d, const float *re
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1008,7 +1062,6 @@ static void mlp_sgd_base_fc1_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1035,18 +1088,33 @@ static void mlp_sgd_base_fc1_backward_w(const float *restrict d, const float *re
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1094,7 +1162,6 @@ static void mlp_sgd_base_fc1_backward_w_adam(const float *restrict d, const floa
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1137,26 +1204,49 @@ static void mlp_sgd_base_fc1_backward_w_adam(const float *restrict d, const floa
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1196,7 +1286,6 @@ static void mlp_sgd_base_fc1_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1231,22 +1320,41 @@ static void mlp_sgd_base_fc1_backward_w_adam(const float *restrict d, const floa
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1261,7 +1369,6 @@ static void mlp_sgd_base_fc1_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1288,18 +1395,33 @@ static void mlp_sgd_base_fc1_backward_w_adam(const float *restrict d, const floa
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -1504,7 +1626,6 @@ static void mlp_sgd_base_fc2_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1547,26 +1668,49 @@ static void mlp_sgd_base_fc2_backward_w(const float *restrict d, const float *re
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1599,7 +1743,6 @@ static void mlp_sgd_base_fc2_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1634,22 +1777,41 @@ static void mlp_sgd_base_fc2_backward_w(const float *restrict d, const float *re
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1657,7 +1819,6 @@ static void mlp_sgd_base_fc2_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1684,18 +1845,33 @@ static void mlp_sgd_base_fc2_backward_w(const float *restrict d, const float *re
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1743,7 +1919,6 @@ static void mlp_sgd_base_fc2_backward_w_adam(const float *restrict d, const floa
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -1786,26 +1961,49 @@ static void mlp_sgd_base_fc2_backward_w_adam(const float *restrict d, const floa
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1845,7 +2043,6 @@ static void mlp_sgd_base_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1880,22 +2077,41 @@ static void mlp_sgd_base_fc2_backward_w_adam(const float *restrict d, const floa
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -1910,7 +2126,6 @@ static void mlp_sgd_base_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -1937,18 +2152,33 @@ static void mlp_sgd_base_fc2_backward_w_adam(const float *restrict d, const floa
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -2289,7 +2519,6 @@ static void mlp_sgd_base_fc3_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -2323,18 +2552,33 @@ static void mlp_sgd_base_fc3_backward_w(const float *restrict d, const float *re
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2367,7 +2611,6 @@ static void mlp_sgd_base_fc3_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2402,22 +2645,41 @@ static void mlp_sgd_base_fc3_backward_w(const float *restrict d, const float *re
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2425,7 +2687,6 @@ static void mlp_sgd_base_fc3_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2444,14 +2705,25 @@ static void mlp_sgd_base_fc3_backward_w(const float *restrict d, const float *re
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2499,7 +2771,6 @@ static void mlp_sgd_base_fc3_backward_w_adam(const float *restrict d, const floa
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -2533,18 +2804,33 @@ static void mlp_sgd_base_fc3_backward_w_adam(const float *restrict d, const floa
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2584,7 +2870,6 @@ static void mlp_sgd_base_fc3_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2619,22 +2904,41 @@ static void mlp_sgd_base_fc3_backward_w_adam(const float *restrict d, const floa
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -2649,7 +2953,6 @@ static void mlp_sgd_base_fc3_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -2668,14 +2971,25 @@ static void mlp_sgd_base_fc3_backward_w_adam(const float *restrict d, const floa
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -3201,6 +3515,7 @@ static double mlp_sgd_base_eval(const float *params, void *ws, const dn_batch *b
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3213,6 +3528,7 @@ static double mlp_sgd_base_eval(const float *params, void *ws, const dn_batch *b
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -3351,6 +3667,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -3782,7 +4110,6 @@ static void mlp_sgd_avx2_fc1_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -3825,26 +4152,49 @@ static void mlp_sgd_avx2_fc1_backward_w(const float *restrict d, const float *re
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3877,7 +4227,6 @@ static void mlp_sgd_avx2_fc1_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -3912,22 +4261,41 @@ static void mlp_sgd_avx2_fc1_backward_w(const float *restrict d, const float *re
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -3935,7 +4303,6 @@ static void mlp_sgd_avx2_fc1_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -3962,18 +4329,33 @@ static void mlp_sgd_avx2_fc1_backward_w(const float *restrict d, const float *re
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4021,7 +4403,6 @@ static void mlp_sgd_avx2_fc1_backward_w_adam(const float *restrict d, const floa
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -4064,26 +4445,49 @@ static void mlp_sgd_avx2_fc1_backward_w_adam(const float *restrict d, const floa
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4123,7 +4527,6 @@ static void mlp_sgd_avx2_fc1_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4158,22 +4561,41 @@ static void mlp_sgd_avx2_fc1_backward_w_adam(const float *restrict d, const floa
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4188,7 +4610,6 @@ static void mlp_sgd_avx2_fc1_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4215,18 +4636,33 @@ static void mlp_sgd_avx2_fc1_backward_w_adam(const float *restrict d, const floa
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -4431,7 +4867,6 @@ static void mlp_sgd_avx2_fc2_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -4474,26 +4909,49 @@ static void mlp_sgd_avx2_fc2_backward_w(const float *restrict d, const float *re
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4526,7 +4984,6 @@ static void mlp_sgd_avx2_fc2_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4561,22 +5018,41 @@ static void mlp_sgd_avx2_fc2_backward_w(const float *restrict d, const float *re
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4584,7 +5060,6 @@ static void mlp_sgd_avx2_fc2_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4611,18 +5086,33 @@ static void mlp_sgd_avx2_fc2_backward_w(const float *restrict d, const float *re
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4670,7 +5160,6 @@ static void mlp_sgd_avx2_fc2_backward_w_adam(const float *restrict d, const floa
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -4713,26 +5202,49 @@ static void mlp_sgd_avx2_fc2_backward_w_adam(const float *restrict d, const floa
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4772,7 +5284,6 @@ static void mlp_sgd_avx2_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4807,22 +5318,41 @@ static void mlp_sgd_avx2_fc2_backward_w_adam(const float *restrict d, const floa
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -4837,7 +5367,6 @@ static void mlp_sgd_avx2_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -4864,18 +5393,33 @@ static void mlp_sgd_avx2_fc2_backward_w_adam(const float *restrict d, const floa
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -5216,7 +5760,6 @@ static void mlp_sgd_avx2_fc3_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -5250,18 +5793,33 @@ static void mlp_sgd_avx2_fc3_backward_w(const float *restrict d, const float *re
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5294,7 +5852,6 @@ static void mlp_sgd_avx2_fc3_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5329,22 +5886,41 @@ static void mlp_sgd_avx2_fc3_backward_w(const float *restrict d, const float *re
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5352,7 +5928,6 @@ static void mlp_sgd_avx2_fc3_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5371,14 +5946,25 @@ static void mlp_sgd_avx2_fc3_backward_w(const float *restrict d, const float *re
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5426,7 +6012,6 @@ static void mlp_sgd_avx2_fc3_backward_w_adam(const float *restrict d, const floa
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -5460,18 +6045,33 @@ static void mlp_sgd_avx2_fc3_backward_w_adam(const float *restrict d, const floa
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5511,7 +6111,6 @@ static void mlp_sgd_avx2_fc3_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5546,22 +6145,41 @@ static void mlp_sgd_avx2_fc3_backward_w_adam(const float *restrict d, const floa
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -5576,7 +6194,6 @@ static void mlp_sgd_avx2_fc3_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -5595,14 +6212,25 @@ static void mlp_sgd_avx2_fc3_backward_w_adam(const float *restrict d, const floa
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -6135,6 +6763,7 @@ static double mlp_sgd_avx2_eval(const float *params, void *ws, const dn_batch *b
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -6147,6 +6776,7 @@ static double mlp_sgd_avx2_eval(const float *params, void *ws, const dn_batch *b
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -6285,6 +6915,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -6716,7 +7358,6 @@ static void mlp_sgd_avx512_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -6759,26 +7400,49 @@ static void mlp_sgd_avx512_fc1_backward_w(const float *restrict d, const float *
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6811,7 +7475,6 @@ static void mlp_sgd_avx512_fc1_backward_w(const float *restrict d, const float *
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -6846,22 +7509,41 @@ static void mlp_sgd_avx512_fc1_backward_w(const float *restrict d, const float *
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6869,7 +7551,6 @@ static void mlp_sgd_avx512_fc1_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -6896,18 +7577,33 @@ static void mlp_sgd_avx512_fc1_backward_w(const float *restrict d, const float *
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -6955,7 +7651,6 @@ static void mlp_sgd_avx512_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -6998,26 +7693,49 @@ static void mlp_sgd_avx512_fc1_backward_w_adam(const float *restrict d, const fl
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7057,7 +7775,6 @@ static void mlp_sgd_avx512_fc1_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7092,22 +7809,41 @@ static void mlp_sgd_avx512_fc1_backward_w_adam(const float *restrict d, const fl
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7122,7 +7858,6 @@ static void mlp_sgd_avx512_fc1_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7149,18 +7884,33 @@ static void mlp_sgd_avx512_fc1_backward_w_adam(const float *restrict d, const fl
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 6272 + (size_t)(i0 + i) * 8;
@@ -7365,7 +8115,6 @@ static void mlp_sgd_avx512_fc2_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -7408,26 +8157,49 @@ static void mlp_sgd_avx512_fc2_backward_w(const float *restrict d, const float *
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7460,7 +8232,6 @@ static void mlp_sgd_avx512_fc2_backward_w(const float *restrict d, const float *
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7495,22 +8266,41 @@ static void mlp_sgd_avx512_fc2_backward_w(const float *restrict d, const float *
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7518,7 +8308,6 @@ static void mlp_sgd_avx512_fc2_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7545,18 +8334,33 @@ static void mlp_sgd_avx512_fc2_backward_w(const float *restrict d, const float *
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7604,7 +8408,6 @@ static void mlp_sgd_avx512_fc2_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][32];
             float t_pend[3 * (256)];
             const int t_depth = 3;
             int t_count = 0;
@@ -7647,26 +8450,49 @@ static void mlp_sgd_avx512_fc2_backward_w_adam(const float *restrict d, const fl
                     c70 = dn_fma16(g, d0, c70);
                     c71 = dn_fma16(g, d1, c71);
                 }
-                float part[8][32];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[0][16], c01);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[1][16], c11);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[2][16], c21);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[3][16], c31);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[4][16], c41);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[5][16], c51);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[6][16], c61);
-                dn_store16(&part[7][0], c70);
-                dn_store16(&part[7][16], c71);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 256);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 256;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c01 = dn_load16(pl + 16) + c01;
+                        c10 = dn_load16(pl + 32) + c10;
+                        c11 = dn_load16(pl + 48) + c11;
+                        c20 = dn_load16(pl + 64) + c20;
+                        c21 = dn_load16(pl + 80) + c21;
+                        c30 = dn_load16(pl + 96) + c30;
+                        c31 = dn_load16(pl + 112) + c31;
+                        c40 = dn_load16(pl + 128) + c40;
+                        c41 = dn_load16(pl + 144) + c41;
+                        c50 = dn_load16(pl + 160) + c50;
+                        c51 = dn_load16(pl + 176) + c51;
+                        c60 = dn_load16(pl + 192) + c60;
+                        c61 = dn_load16(pl + 208) + c61;
+                        c70 = dn_load16(pl + 224) + c70;
+                        c71 = dn_load16(pl + 240) + c71;
+                    }
+                    float *ps = t_pend + (size_t)lv * 256;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c01);
+                    dn_store16(ps + 32, c10);
+                    dn_store16(ps + 48, c11);
+                    dn_store16(ps + 64, c20);
+                    dn_store16(ps + 80, c21);
+                    dn_store16(ps + 96, c30);
+                    dn_store16(ps + 112, c31);
+                    dn_store16(ps + 128, c40);
+                    dn_store16(ps + 144, c41);
+                    dn_store16(ps + 160, c50);
+                    dn_store16(ps + 176, c51);
+                    dn_store16(ps + 192, c60);
+                    dn_store16(ps + 208, c61);
+                    dn_store16(ps + 224, c70);
+                    dn_store16(ps + 240, c71);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 256);
+            float zbuf[8][32];
+            const float (*z)[32] = (const float (*)[32])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 256);
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7706,7 +8532,6 @@ static void mlp_sgd_avx512_fc2_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7741,22 +8566,41 @@ static void mlp_sgd_avx512_fc2_backward_w_adam(const float *restrict d, const fl
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -7771,7 +8615,6 @@ static void mlp_sgd_avx512_fc2_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][16];
                 float t_pend[3 * (64)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -7798,18 +8641,33 @@ static void mlp_sgd_avx512_fc2_backward_w_adam(const float *restrict d, const fl
                         c30 = dn_fma8(g, d0, c30);
                         c31 = dn_fma8(g, d1, c31);
                     }
-                    float part[4][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[4][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 2048 + (size_t)(i0 + i) * 8;
@@ -8150,7 +9008,6 @@ static void mlp_sgd_avx512_fc3_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8184,18 +9041,33 @@ static void mlp_sgd_avx512_fc3_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8228,7 +9100,6 @@ static void mlp_sgd_avx512_fc3_backward_w(const float *restrict d, const float *
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8263,22 +9134,41 @@ static void mlp_sgd_avx512_fc3_backward_w(const float *restrict d, const float *
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8286,7 +9176,6 @@ static void mlp_sgd_avx512_fc3_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8305,14 +9194,25 @@ static void mlp_sgd_avx512_fc3_backward_w(const float *restrict d, const float *
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8360,7 +9260,6 @@ static void mlp_sgd_avx512_fc3_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][16];
             float t_pend[3 * (128)];
             const int t_depth = 3;
             int t_count = 0;
@@ -8394,18 +9293,33 @@ static void mlp_sgd_avx512_fc3_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma16(g, d0, c70);
                 }
-                float part[8][16];
-                dn_store16(&part[0][0], c00);
-                dn_store16(&part[1][0], c10);
-                dn_store16(&part[2][0], c20);
-                dn_store16(&part[3][0], c30);
-                dn_store16(&part[4][0], c40);
-                dn_store16(&part[5][0], c50);
-                dn_store16(&part[6][0], c60);
-                dn_store16(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 128);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 128;
+                        c00 = dn_load16(pl + 0) + c00;
+                        c10 = dn_load16(pl + 16) + c10;
+                        c20 = dn_load16(pl + 32) + c20;
+                        c30 = dn_load16(pl + 48) + c30;
+                        c40 = dn_load16(pl + 64) + c40;
+                        c50 = dn_load16(pl + 80) + c50;
+                        c60 = dn_load16(pl + 96) + c60;
+                        c70 = dn_load16(pl + 112) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 128;
+                    dn_store16(ps + 0, c00);
+                    dn_store16(ps + 16, c10);
+                    dn_store16(ps + 32, c20);
+                    dn_store16(ps + 48, c30);
+                    dn_store16(ps + 64, c40);
+                    dn_store16(ps + 80, c50);
+                    dn_store16(ps + 96, c60);
+                    dn_store16(ps + 112, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 128);
+            float zbuf[8][16];
+            const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 128);
             for (int j = 0; j < 2; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8445,7 +9359,6 @@ static void mlp_sgd_avx512_fc3_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][16];
                 float t_pend[3 * (96)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8480,22 +9393,41 @@ static void mlp_sgd_avx512_fc3_backward_w_adam(const float *restrict d, const fl
                         c50 = dn_fma8(g, d0, c50);
                         c51 = dn_fma8(g, d1, c51);
                     }
-                    float part[6][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[2][8], c21);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[3][8], c31);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[4][8], c41);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[5][8], c51);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 96);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 96;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                            c20 = dn_load8(pl + 32) + c20;
+                            c21 = dn_load8(pl + 40) + c21;
+                            c30 = dn_load8(pl + 48) + c30;
+                            c31 = dn_load8(pl + 56) + c31;
+                            c40 = dn_load8(pl + 64) + c40;
+                            c41 = dn_load8(pl + 72) + c41;
+                            c50 = dn_load8(pl + 80) + c50;
+                            c51 = dn_load8(pl + 88) + c51;
+                        }
+                        float *ps = t_pend + (size_t)lv * 96;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        dn_store8(ps + 32, c20);
+                        dn_store8(ps + 40, c21);
+                        dn_store8(ps + 48, c30);
+                        dn_store8(ps + 56, c31);
+                        dn_store8(ps + 64, c40);
+                        dn_store8(ps + 72, c41);
+                        dn_store8(ps + 80, c50);
+                        dn_store8(ps + 88, c51);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 96);
+                float zbuf[6][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 96);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;
@@ -8510,7 +9442,6 @@ static void mlp_sgd_avx512_fc3_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][16];
                 float t_pend[3 * (32)];
                 const int t_depth = 3;
                 int t_count = 0;
@@ -8529,14 +9460,25 @@ static void mlp_sgd_avx512_fc3_backward_w_adam(const float *restrict d, const fl
                         c10 = dn_fma8(g, d0, c10);
                         c11 = dn_fma8(g, d1, c11);
                     }
-                    float part[2][16];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[0][8], c01);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[1][8], c11);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c01 = dn_load8(pl + 8) + c01;
+                            c10 = dn_load8(pl + 16) + c10;
+                            c11 = dn_load8(pl + 24) + c11;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c01);
+                        dn_store8(ps + 16, c10);
+                        dn_store8(ps + 24, c11);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[2][16];
+                const float (*z)[16] = (const float (*)[16])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 2; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 1024 + (size_t)(i0 + i) * 8;

@@ -282,6 +282,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -294,6 +295,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -432,6 +434,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -907,7 +921,6 @@ static void small_act_base_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -938,17 +951,31 @@ static void small_act_base_fc1_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -981,7 +1008,6 @@ static void small_act_base_fc1_backward_w(const float *restrict d, const float *
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1009,16 +1035,29 @@ static void small_act_base_fc1_backward_w(const float *restrict d, const float *
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1026,7 +1065,6 @@ static void small_act_base_fc1_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1039,11 +1077,19 @@ static void small_act_base_fc1_backward_w(const float *restrict d, const float *
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1091,7 +1137,6 @@ static void small_act_base_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1122,17 +1167,31 @@ static void small_act_base_fc1_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1177,7 +1236,6 @@ static void small_act_base_fc1_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1205,16 +1263,29 @@ static void small_act_base_fc1_backward_w_adam(const float *restrict d, const fl
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1229,7 +1300,6 @@ static void small_act_base_fc1_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1242,11 +1312,19 @@ static void small_act_base_fc1_backward_w_adam(const float *restrict d, const fl
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1401,7 +1479,6 @@ static void small_act_base_fc2_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][8];
             float t_pend[1 * (64)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1435,18 +1512,33 @@ static void small_act_base_fc2_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -1479,7 +1571,6 @@ static void small_act_base_fc2_backward_w(const float *restrict d, const float *
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1507,16 +1598,29 @@ static void small_act_base_fc2_backward_w(const float *restrict d, const float *
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -1524,7 +1628,6 @@ static void small_act_base_fc2_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][8];
                 float t_pend[1 * (16)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1540,12 +1643,21 @@ static void small_act_base_fc2_backward_w(const float *restrict d, const float *
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -1593,7 +1705,6 @@ static void small_act_base_fc2_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][8];
             float t_pend[1 * (64)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1627,18 +1738,33 @@ static void small_act_base_fc2_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -1678,7 +1804,6 @@ static void small_act_base_fc2_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1706,16 +1831,29 @@ static void small_act_base_fc2_backward_w_adam(const float *restrict d, const fl
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -1730,7 +1868,6 @@ static void small_act_base_fc2_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][8];
                 float t_pend[1 * (16)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1746,12 +1883,21 @@ static void small_act_base_fc2_backward_w_adam(const float *restrict d, const fl
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -2458,7 +2604,6 @@ static void small_act_base_fc3_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2489,17 +2634,31 @@ static void small_act_base_fc3_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -2532,7 +2691,6 @@ static void small_act_base_fc3_backward_w(const float *restrict d, const float *
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -2560,16 +2718,29 @@ static void small_act_base_fc3_backward_w(const float *restrict d, const float *
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -2577,7 +2748,6 @@ static void small_act_base_fc3_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -2590,11 +2760,19 @@ static void small_act_base_fc3_backward_w(const float *restrict d, const float *
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -2642,7 +2820,6 @@ static void small_act_base_fc3_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2673,17 +2850,31 @@ static void small_act_base_fc3_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -2728,7 +2919,6 @@ static void small_act_base_fc3_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -2756,16 +2946,29 @@ static void small_act_base_fc3_backward_w_adam(const float *restrict d, const fl
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -2780,7 +2983,6 @@ static void small_act_base_fc3_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -2793,11 +2995,19 @@ static void small_act_base_fc3_backward_w_adam(const float *restrict d, const fl
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3180,7 +3390,6 @@ static void small_act_base_fc4_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3211,17 +3420,31 @@ static void small_act_base_fc4_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3254,7 +3477,6 @@ static void small_act_base_fc4_backward_w(const float *restrict d, const float *
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3282,16 +3504,29 @@ static void small_act_base_fc4_backward_w(const float *restrict d, const float *
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3299,7 +3534,6 @@ static void small_act_base_fc4_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3312,11 +3546,19 @@ static void small_act_base_fc4_backward_w(const float *restrict d, const float *
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3364,7 +3606,6 @@ static void small_act_base_fc4_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3395,17 +3636,31 @@ static void small_act_base_fc4_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3450,7 +3705,6 @@ static void small_act_base_fc4_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3478,16 +3732,29 @@ static void small_act_base_fc4_backward_w_adam(const float *restrict d, const fl
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3502,7 +3769,6 @@ static void small_act_base_fc4_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3515,11 +3781,19 @@ static void small_act_base_fc4_backward_w_adam(const float *restrict d, const fl
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3899,7 +4173,6 @@ static void small_act_base_fc5_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3927,16 +4200,29 @@ static void small_act_base_fc5_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -3968,7 +4254,6 @@ static void small_act_base_fc5_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3996,16 +4281,29 @@ static void small_act_base_fc5_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4052,7 +4350,6 @@ static void small_act_base_fc5_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4080,16 +4377,29 @@ static void small_act_base_fc5_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4128,7 +4438,6 @@ static void small_act_base_fc5_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4156,16 +4465,29 @@ static void small_act_base_fc5_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4570,7 +4892,6 @@ static void small_act_base_fc6_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4598,16 +4919,29 @@ static void small_act_base_fc6_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4639,7 +4973,6 @@ static void small_act_base_fc6_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4667,16 +5000,29 @@ static void small_act_base_fc6_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4723,7 +5069,6 @@ static void small_act_base_fc6_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4751,16 +5096,29 @@ static void small_act_base_fc6_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4799,7 +5157,6 @@ static void small_act_base_fc6_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4827,16 +5184,29 @@ static void small_act_base_fc6_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -5241,7 +5611,6 @@ static void small_act_base_fc7_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5266,15 +5635,27 @@ static void small_act_base_fc7_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5306,7 +5687,6 @@ static void small_act_base_fc7_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5331,15 +5711,27 @@ static void small_act_base_fc7_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5386,7 +5778,6 @@ static void small_act_base_fc7_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5411,15 +5802,27 @@ static void small_act_base_fc7_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5463,7 +5866,6 @@ static void small_act_base_fc7_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5488,15 +5890,27 @@ static void small_act_base_fc7_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5833,7 +6247,6 @@ static void small_act_base_fc8_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5858,15 +6271,27 @@ static void small_act_base_fc8_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5898,7 +6323,6 @@ static void small_act_base_fc8_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5923,15 +6347,27 @@ static void small_act_base_fc8_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5978,7 +6414,6 @@ static void small_act_base_fc8_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -6003,15 +6438,27 @@ static void small_act_base_fc8_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -6055,7 +6502,6 @@ static void small_act_base_fc8_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -6080,15 +6526,27 @@ static void small_act_base_fc8_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -6467,7 +6925,6 @@ static void small_act_base_fc9_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -6489,14 +6946,25 @@ static void small_act_base_fc9_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -6528,7 +6996,6 @@ static void small_act_base_fc9_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -6550,14 +7017,25 @@ static void small_act_base_fc9_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -6604,7 +7082,6 @@ static void small_act_base_fc9_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -6626,14 +7103,25 @@ static void small_act_base_fc9_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -6672,7 +7160,6 @@ static void small_act_base_fc9_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -6694,14 +7181,25 @@ static void small_act_base_fc9_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -7009,7 +7507,6 @@ static void small_act_base_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7031,14 +7528,25 @@ static void small_act_base_out_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -7070,7 +7578,6 @@ static void small_act_base_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7092,14 +7599,25 @@ static void small_act_base_out_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -7146,7 +7664,6 @@ static void small_act_base_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7168,14 +7685,25 @@ static void small_act_base_out_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -7214,7 +7742,6 @@ static void small_act_base_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7236,14 +7763,25 @@ static void small_act_base_out_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -7817,6 +8355,7 @@ static double small_act_base_eval(const float *params, void *ws, const dn_batch 
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -7829,6 +8368,7 @@ static double small_act_base_eval(const float *params, void *ws, const dn_batch 
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -7967,6 +8507,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -8442,7 +8994,6 @@ static void small_act_avx2_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8473,17 +9024,31 @@ static void small_act_avx2_fc1_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -8516,7 +9081,6 @@ static void small_act_avx2_fc1_backward_w(const float *restrict d, const float *
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -8544,16 +9108,29 @@ static void small_act_avx2_fc1_backward_w(const float *restrict d, const float *
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -8561,7 +9138,6 @@ static void small_act_avx2_fc1_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -8574,11 +9150,19 @@ static void small_act_avx2_fc1_backward_w(const float *restrict d, const float *
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -8626,7 +9210,6 @@ static void small_act_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8657,17 +9240,31 @@ static void small_act_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -8712,7 +9309,6 @@ static void small_act_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -8740,16 +9336,29 @@ static void small_act_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -8764,7 +9373,6 @@ static void small_act_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -8777,11 +9385,19 @@ static void small_act_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -8936,7 +9552,6 @@ static void small_act_avx2_fc2_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][8];
             float t_pend[1 * (64)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8970,18 +9585,33 @@ static void small_act_avx2_fc2_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -9014,7 +9644,6 @@ static void small_act_avx2_fc2_backward_w(const float *restrict d, const float *
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -9042,16 +9671,29 @@ static void small_act_avx2_fc2_backward_w(const float *restrict d, const float *
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -9059,7 +9701,6 @@ static void small_act_avx2_fc2_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][8];
                 float t_pend[1 * (16)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -9075,12 +9716,21 @@ static void small_act_avx2_fc2_backward_w(const float *restrict d, const float *
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -9128,7 +9778,6 @@ static void small_act_avx2_fc2_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][8];
             float t_pend[1 * (64)];
             const int t_depth = 1;
             int t_count = 0;
@@ -9162,18 +9811,33 @@ static void small_act_avx2_fc2_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -9213,7 +9877,6 @@ static void small_act_avx2_fc2_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -9241,16 +9904,29 @@ static void small_act_avx2_fc2_backward_w_adam(const float *restrict d, const fl
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -9265,7 +9941,6 @@ static void small_act_avx2_fc2_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][8];
                 float t_pend[1 * (16)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -9281,12 +9956,21 @@ static void small_act_avx2_fc2_backward_w_adam(const float *restrict d, const fl
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -9993,7 +10677,6 @@ static void small_act_avx2_fc3_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -10024,17 +10707,31 @@ static void small_act_avx2_fc3_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -10067,7 +10764,6 @@ static void small_act_avx2_fc3_backward_w(const float *restrict d, const float *
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -10095,16 +10791,29 @@ static void small_act_avx2_fc3_backward_w(const float *restrict d, const float *
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -10112,7 +10821,6 @@ static void small_act_avx2_fc3_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -10125,11 +10833,19 @@ static void small_act_avx2_fc3_backward_w(const float *restrict d, const float *
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -10177,7 +10893,6 @@ static void small_act_avx2_fc3_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -10208,17 +10923,31 @@ static void small_act_avx2_fc3_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -10263,7 +10992,6 @@ static void small_act_avx2_fc3_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -10291,16 +11019,29 @@ static void small_act_avx2_fc3_backward_w_adam(const float *restrict d, const fl
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -10315,7 +11056,6 @@ static void small_act_avx2_fc3_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -10328,11 +11068,19 @@ static void small_act_avx2_fc3_backward_w_adam(const float *restrict d, const fl
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -10715,7 +11463,6 @@ static void small_act_avx2_fc4_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -10746,17 +11493,31 @@ static void small_act_avx2_fc4_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -10789,7 +11550,6 @@ static void small_act_avx2_fc4_backward_w(const float *restrict d, const float *
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -10817,16 +11577,29 @@ static void small_act_avx2_fc4_backward_w(const float *restrict d, const float *
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -10834,7 +11607,6 @@ static void small_act_avx2_fc4_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -10847,11 +11619,19 @@ static void small_act_avx2_fc4_backward_w(const float *restrict d, const float *
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -10899,7 +11679,6 @@ static void small_act_avx2_fc4_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -10930,17 +11709,31 @@ static void small_act_avx2_fc4_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -10985,7 +11778,6 @@ static void small_act_avx2_fc4_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -11013,16 +11805,29 @@ static void small_act_avx2_fc4_backward_w_adam(const float *restrict d, const fl
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -11037,7 +11842,6 @@ static void small_act_avx2_fc4_backward_w_adam(const float *restrict d, const fl
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -11050,11 +11854,19 @@ static void small_act_avx2_fc4_backward_w_adam(const float *restrict d, const fl
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -11434,7 +12246,6 @@ static void small_act_avx2_fc5_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -11462,16 +12273,29 @@ static void small_act_avx2_fc5_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -11503,7 +12327,6 @@ static void small_act_avx2_fc5_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -11531,16 +12354,29 @@ static void small_act_avx2_fc5_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -11587,7 +12423,6 @@ static void small_act_avx2_fc5_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -11615,16 +12450,29 @@ static void small_act_avx2_fc5_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -11663,7 +12511,6 @@ static void small_act_avx2_fc5_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -11691,16 +12538,29 @@ static void small_act_avx2_fc5_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -12105,7 +12965,6 @@ static void small_act_avx2_fc6_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -12133,16 +12992,29 @@ static void small_act_avx2_fc6_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -12174,7 +13046,6 @@ static void small_act_avx2_fc6_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -12202,16 +13073,29 @@ static void small_act_avx2_fc6_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -12258,7 +13142,6 @@ static void small_act_avx2_fc6_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -12286,16 +13169,29 @@ static void small_act_avx2_fc6_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -12334,7 +13230,6 @@ static void small_act_avx2_fc6_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -12362,16 +13257,29 @@ static void small_act_avx2_fc6_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -12776,7 +13684,6 @@ static void small_act_avx2_fc7_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -12801,15 +13708,27 @@ static void small_act_avx2_fc7_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -12841,7 +13760,6 @@ static void small_act_avx2_fc7_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -12866,15 +13784,27 @@ static void small_act_avx2_fc7_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -12921,7 +13851,6 @@ static void small_act_avx2_fc7_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -12946,15 +13875,27 @@ static void small_act_avx2_fc7_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -12998,7 +13939,6 @@ static void small_act_avx2_fc7_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -13023,15 +13963,27 @@ static void small_act_avx2_fc7_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -13368,7 +14320,6 @@ static void small_act_avx2_fc8_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -13393,15 +14344,27 @@ static void small_act_avx2_fc8_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -13433,7 +14396,6 @@ static void small_act_avx2_fc8_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -13458,15 +14420,27 @@ static void small_act_avx2_fc8_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -13513,7 +14487,6 @@ static void small_act_avx2_fc8_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -13538,15 +14511,27 @@ static void small_act_avx2_fc8_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -13590,7 +14575,6 @@ static void small_act_avx2_fc8_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -13615,15 +14599,27 @@ static void small_act_avx2_fc8_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -14002,7 +14998,6 @@ static void small_act_avx2_fc9_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -14024,14 +15019,25 @@ static void small_act_avx2_fc9_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -14063,7 +15069,6 @@ static void small_act_avx2_fc9_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -14085,14 +15090,25 @@ static void small_act_avx2_fc9_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -14139,7 +15155,6 @@ static void small_act_avx2_fc9_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -14161,14 +15176,25 @@ static void small_act_avx2_fc9_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -14207,7 +15233,6 @@ static void small_act_avx2_fc9_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -14229,14 +15254,25 @@ static void small_act_avx2_fc9_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -14544,7 +15580,6 @@ static void small_act_avx2_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -14566,14 +15601,25 @@ static void small_act_avx2_out_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -14605,7 +15651,6 @@ static void small_act_avx2_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -14627,14 +15672,25 @@ static void small_act_avx2_out_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -14681,7 +15737,6 @@ static void small_act_avx2_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -14703,14 +15758,25 @@ static void small_act_avx2_out_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -14749,7 +15815,6 @@ static void small_act_avx2_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -14771,14 +15836,25 @@ static void small_act_avx2_out_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -15359,6 +16435,7 @@ static double small_act_avx2_eval(const float *params, void *ws, const dn_batch 
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -15371,6 +16448,7 @@ static double small_act_avx2_eval(const float *params, void *ws, const dn_batch 
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -15509,6 +16587,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -15984,7 +17074,6 @@ static void small_act_avx512_fc1_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -16015,17 +17104,31 @@ static void small_act_avx512_fc1_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -16058,7 +17161,6 @@ static void small_act_avx512_fc1_backward_w(const float *restrict d, const float
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -16086,16 +17188,29 @@ static void small_act_avx512_fc1_backward_w(const float *restrict d, const float
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -16103,7 +17218,6 @@ static void small_act_avx512_fc1_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -16116,11 +17230,19 @@ static void small_act_avx512_fc1_backward_w(const float *restrict d, const float
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -16168,7 +17290,6 @@ static void small_act_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -16199,17 +17320,31 @@ static void small_act_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -16254,7 +17389,6 @@ static void small_act_avx512_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -16282,16 +17416,29 @@ static void small_act_avx512_fc1_backward_w_adam(const float *restrict d, const 
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -16306,7 +17453,6 @@ static void small_act_avx512_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -16319,11 +17465,19 @@ static void small_act_avx512_fc1_backward_w_adam(const float *restrict d, const 
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -16478,7 +17632,6 @@ static void small_act_avx512_fc2_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[8][8];
             float t_pend[1 * (64)];
             const int t_depth = 1;
             int t_count = 0;
@@ -16512,18 +17665,33 @@ static void small_act_avx512_fc2_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i++) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -16556,7 +17724,6 @@ static void small_act_avx512_fc2_backward_w(const float *restrict d, const float
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -16584,16 +17751,29 @@ static void small_act_avx512_fc2_backward_w(const float *restrict d, const float
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -16601,7 +17781,6 @@ static void small_act_avx512_fc2_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[2][8];
                 float t_pend[1 * (16)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -16617,12 +17796,21 @@ static void small_act_avx512_fc2_backward_w(const float *restrict d, const float
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -16670,7 +17858,6 @@ static void small_act_avx512_fc2_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[8][8];
             float t_pend[1 * (64)];
             const int t_depth = 1;
             int t_count = 0;
@@ -16704,18 +17891,33 @@ static void small_act_avx512_fc2_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[7]);
                     c70 = dn_fma8(dn_lo8(g), d0, c70);
                 }
-                float part[8][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_store8(&part[7][0], c70);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 64;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                        c70 = dn_load8(pl + 56) + c70;
+                    }
+                    float *ps = t_pend + (size_t)lv * 64;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    dn_store8(ps + 56, c70);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+            float zbuf[8][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 8; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -16755,7 +17957,6 @@ static void small_act_avx512_fc2_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -16783,16 +17984,29 @@ static void small_act_avx512_fc2_backward_w_adam(const float *restrict d, const 
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -16807,7 +18021,6 @@ static void small_act_avx512_fc2_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[2][8];
                 float t_pend[1 * (16)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -16823,12 +18036,21 @@ static void small_act_avx512_fc2_backward_w_adam(const float *restrict d, const 
                         g = dn_splat8(xr[1]);
                         c10 = dn_fma8(g, d0, c10);
                     }
-                    float part[2][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 16);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 16;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                        }
+                        float *ps = t_pend + (size_t)lv * 16;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 16);
+                float zbuf[2][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 16);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 2; i++) {
                         const size_t at = (size_t)(p0 + j) * 64 + (size_t)(i0 + i) * 8;
@@ -17535,7 +18757,6 @@ static void small_act_avx512_fc3_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -17566,17 +18787,31 @@ static void small_act_avx512_fc3_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -17609,7 +18844,6 @@ static void small_act_avx512_fc3_backward_w(const float *restrict d, const float
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -17637,16 +18871,29 @@ static void small_act_avx512_fc3_backward_w(const float *restrict d, const float
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -17654,7 +18901,6 @@ static void small_act_avx512_fc3_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -17667,11 +18913,19 @@ static void small_act_avx512_fc3_backward_w(const float *restrict d, const float
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -17719,7 +18973,6 @@ static void small_act_avx512_fc3_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -17750,17 +19003,31 @@ static void small_act_avx512_fc3_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -17805,7 +19072,6 @@ static void small_act_avx512_fc3_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -17833,16 +19099,29 @@ static void small_act_avx512_fc3_backward_w_adam(const float *restrict d, const 
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -17857,7 +19136,6 @@ static void small_act_avx512_fc3_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -17870,11 +19148,19 @@ static void small_act_avx512_fc3_backward_w_adam(const float *restrict d, const 
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -18257,7 +19543,6 @@ static void small_act_avx512_fc4_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -18288,17 +19573,31 @@ static void small_act_avx512_fc4_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -18331,7 +19630,6 @@ static void small_act_avx512_fc4_backward_w(const float *restrict d, const float
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -18359,16 +19657,29 @@ static void small_act_avx512_fc4_backward_w(const float *restrict d, const float
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -18376,7 +19687,6 @@ static void small_act_avx512_fc4_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -18389,11 +19699,19 @@ static void small_act_avx512_fc4_backward_w(const float *restrict d, const float
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -18441,7 +19759,6 @@ static void small_act_avx512_fc4_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -18472,17 +19789,31 @@ static void small_act_avx512_fc4_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -18527,7 +19858,6 @@ static void small_act_avx512_fc4_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -18555,16 +19885,29 @@ static void small_act_avx512_fc4_backward_w_adam(const float *restrict d, const 
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -18579,7 +19922,6 @@ static void small_act_avx512_fc4_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -18592,11 +19934,19 @@ static void small_act_avx512_fc4_backward_w_adam(const float *restrict d, const 
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -18976,7 +20326,6 @@ static void small_act_avx512_fc5_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -19004,16 +20353,29 @@ static void small_act_avx512_fc5_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -19045,7 +20407,6 @@ static void small_act_avx512_fc5_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -19073,16 +20434,29 @@ static void small_act_avx512_fc5_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -19129,7 +20503,6 @@ static void small_act_avx512_fc5_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -19157,16 +20530,29 @@ static void small_act_avx512_fc5_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -19205,7 +20591,6 @@ static void small_act_avx512_fc5_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -19233,16 +20618,29 @@ static void small_act_avx512_fc5_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -19647,7 +21045,6 @@ static void small_act_avx512_fc6_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -19675,16 +21072,29 @@ static void small_act_avx512_fc6_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -19716,7 +21126,6 @@ static void small_act_avx512_fc6_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -19744,16 +21153,29 @@ static void small_act_avx512_fc6_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -19800,7 +21222,6 @@ static void small_act_avx512_fc6_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -19828,16 +21249,29 @@ static void small_act_avx512_fc6_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -19876,7 +21310,6 @@ static void small_act_avx512_fc6_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -19904,16 +21337,29 @@ static void small_act_avx512_fc6_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -20318,7 +21764,6 @@ static void small_act_avx512_fc7_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -20343,15 +21788,27 @@ static void small_act_avx512_fc7_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -20383,7 +21840,6 @@ static void small_act_avx512_fc7_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -20408,15 +21864,27 @@ static void small_act_avx512_fc7_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -20463,7 +21931,6 @@ static void small_act_avx512_fc7_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -20488,15 +21955,27 @@ static void small_act_avx512_fc7_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -20540,7 +22019,6 @@ static void small_act_avx512_fc7_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -20565,15 +22043,27 @@ static void small_act_avx512_fc7_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -20910,7 +22400,6 @@ static void small_act_avx512_fc8_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -20935,15 +22424,27 @@ static void small_act_avx512_fc8_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -20975,7 +22476,6 @@ static void small_act_avx512_fc8_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -21000,15 +22500,27 @@ static void small_act_avx512_fc8_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -21055,7 +22567,6 @@ static void small_act_avx512_fc8_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -21080,15 +22591,27 @@ static void small_act_avx512_fc8_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -21132,7 +22655,6 @@ static void small_act_avx512_fc8_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -21157,15 +22679,27 @@ static void small_act_avx512_fc8_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -21544,7 +23078,6 @@ static void small_act_avx512_fc9_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -21566,14 +23099,25 @@ static void small_act_avx512_fc9_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -21605,7 +23149,6 @@ static void small_act_avx512_fc9_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -21627,14 +23170,25 @@ static void small_act_avx512_fc9_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -21681,7 +23235,6 @@ static void small_act_avx512_fc9_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -21703,14 +23256,25 @@ static void small_act_avx512_fc9_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -21749,7 +23313,6 @@ static void small_act_avx512_fc9_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -21771,14 +23334,25 @@ static void small_act_avx512_fc9_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -22086,7 +23660,6 @@ static void small_act_avx512_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -22108,14 +23681,25 @@ static void small_act_avx512_out_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -22147,7 +23731,6 @@ static void small_act_avx512_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -22169,14 +23752,25 @@ static void small_act_avx512_out_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -22223,7 +23817,6 @@ static void small_act_avx512_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -22245,14 +23838,25 @@ static void small_act_avx512_out_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -22291,7 +23895,6 @@ static void small_act_avx512_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -22313,14 +23916,25 @@ static void small_act_avx512_out_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;

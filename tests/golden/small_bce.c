@@ -275,6 +275,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -287,6 +288,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -425,6 +427,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -919,7 +933,6 @@ static void small_bce_base_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -947,16 +960,29 @@ static void small_bce_base_fc1_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -988,7 +1014,6 @@ static void small_bce_base_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1016,16 +1041,29 @@ static void small_bce_base_fc1_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1072,7 +1110,6 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1100,16 +1137,29 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1148,7 +1198,6 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1176,16 +1225,29 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1339,7 +1401,6 @@ static void small_bce_base_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1364,15 +1425,27 @@ static void small_bce_base_out_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1404,7 +1477,6 @@ static void small_bce_base_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1429,15 +1501,27 @@ static void small_bce_base_out_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1484,7 +1568,6 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1509,15 +1592,27 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1561,7 +1656,6 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1586,15 +1680,27 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2187,6 +2293,7 @@ static double small_bce_base_eval(const float *params, void *ws, const dn_batch 
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -2199,6 +2306,7 @@ static double small_bce_base_eval(const float *params, void *ws, const dn_batch 
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -2337,6 +2445,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -2831,7 +2951,6 @@ static void small_bce_avx2_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2859,16 +2978,29 @@ static void small_bce_avx2_fc1_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2900,7 +3032,6 @@ static void small_bce_avx2_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2928,16 +3059,29 @@ static void small_bce_avx2_fc1_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2984,7 +3128,6 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3012,16 +3155,29 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -3060,7 +3216,6 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3088,16 +3243,29 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -3251,7 +3419,6 @@ static void small_bce_avx2_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3276,15 +3443,27 @@ static void small_bce_avx2_out_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3316,7 +3495,6 @@ static void small_bce_avx2_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3341,15 +3519,27 @@ static void small_bce_avx2_out_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3396,7 +3586,6 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3421,15 +3610,27 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3473,7 +3674,6 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3498,15 +3698,27 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4106,6 +4318,7 @@ static double small_bce_avx2_eval(const float *params, void *ws, const dn_batch 
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -4118,6 +4331,7 @@ static double small_bce_avx2_eval(const float *params, void *ws, const dn_batch 
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -4256,6 +4470,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -4750,7 +4976,6 @@ static void small_bce_avx512_fc1_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4778,16 +5003,29 @@ static void small_bce_avx512_fc1_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4819,7 +5057,6 @@ static void small_bce_avx512_fc1_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4847,16 +5084,29 @@ static void small_bce_avx512_fc1_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4903,7 +5153,6 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4931,16 +5180,29 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4979,7 +5241,6 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5007,16 +5268,29 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -5170,7 +5444,6 @@ static void small_bce_avx512_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5195,15 +5468,27 @@ static void small_bce_avx512_out_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5235,7 +5520,6 @@ static void small_bce_avx512_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5260,15 +5544,27 @@ static void small_bce_avx512_out_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5315,7 +5611,6 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5340,15 +5635,27 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5392,7 +5699,6 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5417,15 +5723,27 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;

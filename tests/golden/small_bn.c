@@ -276,6 +276,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -288,6 +289,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -426,6 +428,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -817,7 +831,6 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -848,17 +861,31 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -891,7 +918,6 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -919,16 +945,29 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -936,7 +975,6 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -949,11 +987,19 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1001,7 +1047,6 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1032,17 +1077,31 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1087,7 +1146,6 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1115,16 +1173,29 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1139,7 +1210,6 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1152,11 +1222,19 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1549,7 +1627,6 @@ static void small_bn_base_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1577,16 +1654,29 @@ static void small_bn_base_fc2_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1618,7 +1708,6 @@ static void small_bn_base_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1646,16 +1735,29 @@ static void small_bn_base_fc2_backward_w(const float *restrict d, const float *r
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1702,7 +1804,6 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1730,16 +1831,29 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1778,7 +1892,6 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1806,16 +1919,29 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2360,7 +2486,6 @@ static void small_bn_base_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2385,15 +2510,27 @@ static void small_bn_base_out_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2425,7 +2562,6 @@ static void small_bn_base_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2450,15 +2586,27 @@ static void small_bn_base_out_backward_w(const float *restrict d, const float *r
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2505,7 +2653,6 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2530,15 +2677,27 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2582,7 +2741,6 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2607,15 +2765,27 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3118,6 +3288,7 @@ static double small_bn_base_eval(const float *params, void *ws, const dn_batch *
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3130,6 +3301,7 @@ static double small_bn_base_eval(const float *params, void *ws, const dn_batch *
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -3268,6 +3440,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -3659,7 +3843,6 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3690,17 +3873,31 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3733,7 +3930,6 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3761,16 +3957,29 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3778,7 +3987,6 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3791,11 +3999,19 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3843,7 +4059,6 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3874,17 +4089,31 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3929,7 +4158,6 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3957,16 +4185,29 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3981,7 +4222,6 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3994,11 +4234,19 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -4391,7 +4639,6 @@ static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4419,16 +4666,29 @@ static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4460,7 +4720,6 @@ static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4488,16 +4747,29 @@ static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *r
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4544,7 +4816,6 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4572,16 +4843,29 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4620,7 +4904,6 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4648,16 +4931,29 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -5202,7 +5498,6 @@ static void small_bn_avx2_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5227,15 +5522,27 @@ static void small_bn_avx2_out_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5267,7 +5574,6 @@ static void small_bn_avx2_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5292,15 +5598,27 @@ static void small_bn_avx2_out_backward_w(const float *restrict d, const float *r
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5347,7 +5665,6 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5372,15 +5689,27 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5424,7 +5753,6 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5449,15 +5777,27 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5967,6 +6307,7 @@ static double small_bn_avx2_eval(const float *params, void *ws, const dn_batch *
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -5979,6 +6320,7 @@ static double small_bn_avx2_eval(const float *params, void *ws, const dn_batch *
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -6117,6 +6459,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -6508,7 +6862,6 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -6539,17 +6892,31 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -6582,7 +6949,6 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -6610,16 +6976,29 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -6627,7 +7006,6 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -6640,11 +7018,19 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -6692,7 +7078,6 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -6723,17 +7108,31 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -6778,7 +7177,6 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -6806,16 +7204,29 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -6830,7 +7241,6 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -6843,11 +7253,19 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -7240,7 +7658,6 @@ static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7268,16 +7685,29 @@ static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float 
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -7309,7 +7739,6 @@ static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7337,16 +7766,29 @@ static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float 
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -7393,7 +7835,6 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7421,16 +7862,29 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -7469,7 +7923,6 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7497,16 +7950,29 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -8051,7 +8517,6 @@ static void small_bn_avx512_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8076,15 +8541,27 @@ static void small_bn_avx512_out_backward_w(const float *restrict d, const float 
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -8116,7 +8593,6 @@ static void small_bn_avx512_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8141,15 +8617,27 @@ static void small_bn_avx512_out_backward_w(const float *restrict d, const float 
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -8196,7 +8684,6 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8221,15 +8708,27 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -8273,7 +8772,6 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8298,15 +8796,27 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;

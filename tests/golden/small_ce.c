@@ -275,6 +275,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -287,6 +288,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -425,6 +427,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -856,7 +870,6 @@ static void small_ce_base_fc1_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -887,17 +900,31 @@ static void small_ce_base_fc1_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -930,7 +957,6 @@ static void small_ce_base_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -958,16 +984,29 @@ static void small_ce_base_fc1_backward_w(const float *restrict d, const float *r
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -975,7 +1014,6 @@ static void small_ce_base_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -988,11 +1026,19 @@ static void small_ce_base_fc1_backward_w(const float *restrict d, const float *r
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1040,7 +1086,6 @@ static void small_ce_base_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1071,17 +1116,31 @@ static void small_ce_base_fc1_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1126,7 +1185,6 @@ static void small_ce_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1154,16 +1212,29 @@ static void small_ce_base_fc1_backward_w_adam(const float *restrict d, const flo
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1178,7 +1249,6 @@ static void small_ce_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -1191,11 +1261,19 @@ static void small_ce_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -1373,7 +1451,6 @@ static void small_ce_base_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1401,16 +1478,29 @@ static void small_ce_base_fc2_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1442,7 +1532,6 @@ static void small_ce_base_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1470,16 +1559,29 @@ static void small_ce_base_fc2_backward_w(const float *restrict d, const float *r
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1526,7 +1628,6 @@ static void small_ce_base_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1554,16 +1655,29 @@ static void small_ce_base_fc2_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1602,7 +1716,6 @@ static void small_ce_base_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1630,16 +1743,29 @@ static void small_ce_base_fc2_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1946,7 +2072,6 @@ static void small_ce_base_fc3_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1971,15 +2096,27 @@ static void small_ce_base_fc3_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2011,7 +2148,6 @@ static void small_ce_base_fc3_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2036,15 +2172,27 @@ static void small_ce_base_fc3_backward_w(const float *restrict d, const float *r
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2091,7 +2239,6 @@ static void small_ce_base_fc3_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2116,15 +2263,27 @@ static void small_ce_base_fc3_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2168,7 +2327,6 @@ static void small_ce_base_fc3_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2193,15 +2351,27 @@ static void small_ce_base_fc3_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -2508,7 +2678,6 @@ static void small_ce_base_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2530,14 +2699,25 @@ static void small_ce_base_out_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -2569,7 +2749,6 @@ static void small_ce_base_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2591,14 +2770,25 @@ static void small_ce_base_out_backward_w(const float *restrict d, const float *r
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -2645,7 +2835,6 @@ static void small_ce_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2667,14 +2856,25 @@ static void small_ce_base_out_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -2713,7 +2913,6 @@ static void small_ce_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2735,14 +2934,25 @@ static void small_ce_base_out_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -3241,6 +3451,7 @@ static double small_ce_base_eval(const float *params, void *ws, const dn_batch *
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3253,6 +3464,7 @@ static double small_ce_base_eval(const float *params, void *ws, const dn_batch *
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -3391,6 +3603,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -3822,7 +4046,6 @@ static void small_ce_avx2_fc1_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3853,17 +4076,31 @@ static void small_ce_avx2_fc1_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3896,7 +4133,6 @@ static void small_ce_avx2_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3924,16 +4160,29 @@ static void small_ce_avx2_fc1_backward_w(const float *restrict d, const float *r
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -3941,7 +4190,6 @@ static void small_ce_avx2_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3954,11 +4202,19 @@ static void small_ce_avx2_fc1_backward_w(const float *restrict d, const float *r
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -4006,7 +4262,6 @@ static void small_ce_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4037,17 +4292,31 @@ static void small_ce_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -4092,7 +4361,6 @@ static void small_ce_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -4120,16 +4388,29 @@ static void small_ce_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -4144,7 +4425,6 @@ static void small_ce_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -4157,11 +4437,19 @@ static void small_ce_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -4339,7 +4627,6 @@ static void small_ce_avx2_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4367,16 +4654,29 @@ static void small_ce_avx2_fc2_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4408,7 +4708,6 @@ static void small_ce_avx2_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4436,16 +4735,29 @@ static void small_ce_avx2_fc2_backward_w(const float *restrict d, const float *r
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4492,7 +4804,6 @@ static void small_ce_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4520,16 +4831,29 @@ static void small_ce_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4568,7 +4892,6 @@ static void small_ce_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4596,16 +4919,29 @@ static void small_ce_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4912,7 +5248,6 @@ static void small_ce_avx2_fc3_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4937,15 +5272,27 @@ static void small_ce_avx2_fc3_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4977,7 +5324,6 @@ static void small_ce_avx2_fc3_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5002,15 +5348,27 @@ static void small_ce_avx2_fc3_backward_w(const float *restrict d, const float *r
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5057,7 +5415,6 @@ static void small_ce_avx2_fc3_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5082,15 +5439,27 @@ static void small_ce_avx2_fc3_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5134,7 +5503,6 @@ static void small_ce_avx2_fc3_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5159,15 +5527,27 @@ static void small_ce_avx2_fc3_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -5474,7 +5854,6 @@ static void small_ce_avx2_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5496,14 +5875,25 @@ static void small_ce_avx2_out_backward_w(const float *restrict d, const float *r
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -5535,7 +5925,6 @@ static void small_ce_avx2_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5557,14 +5946,25 @@ static void small_ce_avx2_out_backward_w(const float *restrict d, const float *r
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -5611,7 +6011,6 @@ static void small_ce_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5633,14 +6032,25 @@ static void small_ce_avx2_out_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -5679,7 +6089,6 @@ static void small_ce_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -5701,14 +6110,25 @@ static void small_ce_avx2_out_backward_w_adam(const float *restrict d, const flo
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -6214,6 +6634,7 @@ static double small_ce_avx2_eval(const float *params, void *ws, const dn_batch *
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -6226,6 +6647,7 @@ static double small_ce_avx2_eval(const float *params, void *ws, const dn_batch *
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -6364,6 +6786,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -6795,7 +7229,6 @@ static void small_ce_avx512_fc1_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -6826,17 +7259,31 @@ static void small_ce_avx512_fc1_backward_w(const float *restrict d, const float 
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 7; i++) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -6869,7 +7316,6 @@ static void small_ce_avx512_fc1_backward_w(const float *restrict d, const float 
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -6897,16 +7343,29 @@ static void small_ce_avx512_fc1_backward_w(const float *restrict d, const float 
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -6914,7 +7373,6 @@ static void small_ce_avx512_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -6927,11 +7385,19 @@ static void small_ce_avx512_fc1_backward_w(const float *restrict d, const float 
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -6979,7 +7445,6 @@ static void small_ce_avx512_fc1_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[7][8];
             float t_pend[1 * (56)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7010,17 +7475,31 @@ static void small_ce_avx512_fc1_backward_w_adam(const float *restrict d, const f
                     g = dn_splat16(xr[6]);
                     c60 = dn_fma8(dn_lo8(g), d0, c60);
                 }
-                float part[7][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_store8(&part[6][0], c60);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 56);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 56;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                        c60 = dn_load8(pl + 48) + c60;
+                    }
+                    float *ps = t_pend + (size_t)lv * 56;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    dn_store8(ps + 48, c60);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 56);
+            float zbuf[7][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 56);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -7065,7 +7544,6 @@ static void small_ce_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[6][8];
                 float t_pend[1 * (48)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -7093,16 +7571,29 @@ static void small_ce_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         g = dn_splat8(xr[5]);
                         c50 = dn_fma8(g, d0, c50);
                     }
-                    float part[6][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 48;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                        }
+                        float *ps = t_pend + (size_t)lv * 48;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+                float zbuf[6][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 6; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -7117,7 +7608,6 @@ static void small_ce_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[1][8];
                 float t_pend[1 * (8)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -7130,11 +7620,19 @@ static void small_ce_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_v8 g = dn_splat8(xr[0]);
                         c00 = dn_fma8(g, d0, c00);
                     }
-                    float part[1][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 8);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 8;
+                            c00 = dn_load8(pl + 0) + c00;
+                        }
+                        float *ps = t_pend + (size_t)lv * 8;
+                        dn_store8(ps + 0, c00);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 8);
+                float zbuf[1][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 8);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 1; i++) {
                         const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
@@ -7312,7 +7810,6 @@ static void small_ce_avx512_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7340,16 +7837,29 @@ static void small_ce_avx512_fc2_backward_w(const float *restrict d, const float 
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -7381,7 +7891,6 @@ static void small_ce_avx512_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7409,16 +7918,29 @@ static void small_ce_avx512_fc2_backward_w(const float *restrict d, const float 
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -7465,7 +7987,6 @@ static void small_ce_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7493,16 +8014,29 @@ static void small_ce_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -7541,7 +8075,6 @@ static void small_ce_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7569,16 +8102,29 @@ static void small_ce_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -7885,7 +8431,6 @@ static void small_ce_avx512_fc3_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7910,15 +8455,27 @@ static void small_ce_avx512_fc3_backward_w(const float *restrict d, const float 
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -7950,7 +8507,6 @@ static void small_ce_avx512_fc3_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -7975,15 +8531,27 @@ static void small_ce_avx512_fc3_backward_w(const float *restrict d, const float 
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -8030,7 +8598,6 @@ static void small_ce_avx512_fc3_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8055,15 +8622,27 @@ static void small_ce_avx512_fc3_backward_w_adam(const float *restrict d, const f
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -8107,7 +8686,6 @@ static void small_ce_avx512_fc3_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8132,15 +8710,27 @@ static void small_ce_avx512_fc3_backward_w_adam(const float *restrict d, const f
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -8447,7 +9037,6 @@ static void small_ce_avx512_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8469,14 +9058,25 @@ static void small_ce_avx512_out_backward_w(const float *restrict d, const float 
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -8508,7 +9108,6 @@ static void small_ce_avx512_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8530,14 +9129,25 @@ static void small_ce_avx512_out_backward_w(const float *restrict d, const float 
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -8584,7 +9194,6 @@ static void small_ce_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8606,14 +9215,25 @@ static void small_ce_avx512_out_backward_w_adam(const float *restrict d, const f
                     g = dn_splat16(xr[3]);
                     c30 = dn_fma8(dn_lo8(g), d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;
@@ -8652,7 +9272,6 @@ static void small_ce_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[4][8];
             float t_pend[1 * (32)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8674,14 +9293,25 @@ static void small_ce_avx512_out_backward_w_adam(const float *restrict d, const f
                     g = dn_splat8(xr[3]);
                     c30 = dn_fma8(g, d0, c30);
                 }
-                float part[4][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 32;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                    }
+                    float *ps = t_pend + (size_t)lv * 32;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+            float zbuf[4][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i++) {
                     const size_t at = (size_t)(p0 + j) * 32 + (size_t)(i0 + i) * 8;

@@ -278,6 +278,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -290,6 +291,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -428,6 +430,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -3830,7 +3844,6 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
         {
             if (i0 < 56) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][8];
                 float t_pend[1 * (64)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3864,18 +3877,33 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma8(dn_lo8(g), d0, c70);
                     }
-                    float part[8][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[6][0], c60);
-                    dn_store8(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                            c60 = dn_load8(pl + 48) + c60;
+                            c70 = dn_load8(pl + 56) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        dn_store8(ps + 48, c60);
+                        dn_store8(ps + 56, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[8][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -3883,7 +3911,6 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][8];
                 float t_pend[1 * (32)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -3905,14 +3932,25 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma8(dn_lo8(g), d0, c30);
                     }
-                    float part[4][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[4][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -3945,7 +3983,6 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3973,16 +4010,29 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -4030,7 +4080,6 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][8];
                 float t_pend[1 * (64)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -4064,18 +4113,33 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma8(dn_lo8(g), d0, c70);
                     }
-                    float part[8][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[6][0], c60);
-                    dn_store8(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                            c60 = dn_load8(pl + 48) + c60;
+                            c70 = dn_load8(pl + 56) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        dn_store8(ps + 48, c60);
+                        dn_store8(ps + 56, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[8][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -4090,7 +4154,6 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][8];
                 float t_pend[1 * (32)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -4112,14 +4175,25 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma8(dn_lo8(g), d0, c30);
                     }
-                    float part[4][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[4][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -4159,7 +4233,6 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4187,16 +4260,29 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -4745,6 +4831,7 @@ static double small_conv4_base_eval(const float *params, void *ws, const dn_batc
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -4757,6 +4844,7 @@ static double small_conv4_base_eval(const float *params, void *ws, const dn_batc
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -4895,6 +4983,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -8297,7 +8397,6 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
         {
             if (i0 < 56) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][8];
                 float t_pend[1 * (64)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -8331,18 +8430,33 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma8(dn_lo8(g), d0, c70);
                     }
-                    float part[8][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[6][0], c60);
-                    dn_store8(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                            c60 = dn_load8(pl + 48) + c60;
+                            c70 = dn_load8(pl + 56) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        dn_store8(ps + 48, c60);
+                        dn_store8(ps + 56, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[8][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -8350,7 +8464,6 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][8];
                 float t_pend[1 * (32)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -8372,14 +8485,25 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma8(dn_lo8(g), d0, c30);
                     }
-                    float part[4][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[4][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -8412,7 +8536,6 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8440,16 +8563,29 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -8497,7 +8633,6 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][8];
                 float t_pend[1 * (64)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -8531,18 +8666,33 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma8(dn_lo8(g), d0, c70);
                     }
-                    float part[8][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[6][0], c60);
-                    dn_store8(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                            c60 = dn_load8(pl + 48) + c60;
+                            c70 = dn_load8(pl + 56) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        dn_store8(ps + 48, c60);
+                        dn_store8(ps + 56, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[8][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -8557,7 +8707,6 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][8];
                 float t_pend[1 * (32)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -8579,14 +8728,25 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma8(dn_lo8(g), d0, c30);
                     }
-                    float part[4][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[4][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -8626,7 +8786,6 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -8654,16 +8813,29 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -9219,6 +9391,7 @@ static double small_conv4_avx2_eval(const float *params, void *ws, const dn_batc
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -9231,6 +9404,7 @@ static double small_conv4_avx2_eval(const float *params, void *ws, const dn_batc
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -9369,6 +9543,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -12771,7 +12957,6 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
         {
             if (i0 < 56) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[8][8];
                 float t_pend[1 * (64)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -12805,18 +12990,33 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma8(dn_lo8(g), d0, c70);
                     }
-                    float part[8][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[6][0], c60);
-                    dn_store8(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                            c60 = dn_load8(pl + 48) + c60;
+                            c70 = dn_load8(pl + 56) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        dn_store8(ps + 48, c60);
+                        dn_store8(ps + 56, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[8][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -12824,7 +13024,6 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float z[4][8];
                 float t_pend[1 * (32)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -12846,14 +13045,25 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma8(dn_lo8(g), d0, c30);
                     }
-                    float part[4][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[4][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i++) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -12886,7 +13096,6 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -12914,16 +13123,29 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -12971,7 +13193,6 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[8][8];
                 float t_pend[1 * (64)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -13005,18 +13226,33 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                         g = dn_splat16(xr[7]);
                         c70 = dn_fma8(dn_lo8(g), d0, c70);
                     }
-                    float part[8][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_store8(&part[4][0], c40);
-                    dn_store8(&part[5][0], c50);
-                    dn_store8(&part[6][0], c60);
-                    dn_store8(&part[7][0], c70);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 64);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 64;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                            c40 = dn_load8(pl + 32) + c40;
+                            c50 = dn_load8(pl + 40) + c50;
+                            c60 = dn_load8(pl + 48) + c60;
+                            c70 = dn_load8(pl + 56) + c70;
+                        }
+                        float *ps = t_pend + (size_t)lv * 64;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        dn_store8(ps + 32, c40);
+                        dn_store8(ps + 40, c50);
+                        dn_store8(ps + 48, c60);
+                        dn_store8(ps + 56, c70);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 64);
+                float zbuf[8][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 64);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 8; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -13031,7 +13267,6 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float z[4][8];
                 float t_pend[1 * (32)];
                 const int t_depth = 1;
                 int t_count = 0;
@@ -13053,14 +13288,25 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                         g = dn_splat16(xr[3]);
                         c30 = dn_fma8(dn_lo8(g), d0, c30);
                     }
-                    float part[4][8];
-                    dn_store8(&part[0][0], c00);
-                    dn_store8(&part[1][0], c10);
-                    dn_store8(&part[2][0], c20);
-                    dn_store8(&part[3][0], c30);
-                    dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 32);
+                    { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                        int k = t_count, lv = 0;
+                        for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                            const float *pl = t_pend + (size_t)lv * 32;
+                            c00 = dn_load8(pl + 0) + c00;
+                            c10 = dn_load8(pl + 8) + c10;
+                            c20 = dn_load8(pl + 16) + c20;
+                            c30 = dn_load8(pl + 24) + c30;
+                        }
+                        float *ps = t_pend + (size_t)lv * 32;
+                        dn_store8(ps + 0, c00);
+                        dn_store8(ps + 8, c10);
+                        dn_store8(ps + 16, c20);
+                        dn_store8(ps + 24, c30);
+                        t_count++;
+                    }
                 }
-                dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 32);
+                float zbuf[4][8];
+                const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 32);
                 for (int j = 0; j < 1; j++)
                     for (int i = 0; i < 4; i += 2) {
                         const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;
@@ -13100,7 +13346,6 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -13128,16 +13373,29 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 480 + (size_t)(i0 + i) * 8;

@@ -272,6 +272,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -284,6 +285,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -422,6 +424,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -813,7 +827,6 @@ static void small_mse_base_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -841,16 +854,29 @@ static void small_mse_base_fc1_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -882,7 +908,6 @@ static void small_mse_base_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -910,16 +935,29 @@ static void small_mse_base_fc1_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -966,7 +1004,6 @@ static void small_mse_base_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -994,16 +1031,29 @@ static void small_mse_base_fc1_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1042,7 +1092,6 @@ static void small_mse_base_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1070,16 +1119,29 @@ static void small_mse_base_fc1_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -1239,7 +1301,6 @@ static void small_mse_base_fc2_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1264,15 +1325,27 @@ static void small_mse_base_fc2_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1304,7 +1377,6 @@ static void small_mse_base_fc2_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1329,15 +1401,27 @@ static void small_mse_base_fc2_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1384,7 +1468,6 @@ static void small_mse_base_fc2_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1409,15 +1492,27 @@ static void small_mse_base_fc2_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1461,7 +1556,6 @@ static void small_mse_base_fc2_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -1486,15 +1580,27 @@ static void small_mse_base_fc2_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -1980,6 +2086,7 @@ static double small_mse_base_eval(const float *params, void *ws, const dn_batch 
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -1992,6 +2099,7 @@ static double small_mse_base_eval(const float *params, void *ws, const dn_batch 
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -2130,6 +2238,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -2521,7 +2641,6 @@ static void small_mse_avx2_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2549,16 +2668,29 @@ static void small_mse_avx2_fc1_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2590,7 +2722,6 @@ static void small_mse_avx2_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2618,16 +2749,29 @@ static void small_mse_avx2_fc1_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2674,7 +2818,6 @@ static void small_mse_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2702,16 +2845,29 @@ static void small_mse_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2750,7 +2906,6 @@ static void small_mse_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2778,16 +2933,29 @@ static void small_mse_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -2947,7 +3115,6 @@ static void small_mse_avx2_fc2_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -2972,15 +3139,27 @@ static void small_mse_avx2_fc2_backward_w(const float *restrict d, const float *
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3012,7 +3191,6 @@ static void small_mse_avx2_fc2_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3037,15 +3215,27 @@ static void small_mse_avx2_fc2_backward_w(const float *restrict d, const float *
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3092,7 +3282,6 @@ static void small_mse_avx2_fc2_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3117,15 +3306,27 @@ static void small_mse_avx2_fc2_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3169,7 +3370,6 @@ static void small_mse_avx2_fc2_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -3194,15 +3394,27 @@ static void small_mse_avx2_fc2_backward_w_adam(const float *restrict d, const fl
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -3695,6 +3907,7 @@ static double small_mse_avx2_eval(const float *params, void *ws, const dn_batch 
 #undef dn_tree_finish
 #undef dn_tree_pushd
 #undef dn_tree_finishd
+#undef dn_tree_root
 #define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
 #define dn_adam8 DN_VNAME(dn_adam8)
 #define dn_adam1 DN_VNAME(dn_adam1)
@@ -3707,6 +3920,7 @@ static double small_mse_avx2_eval(const float *params, void *ws, const dn_batch 
 #define dn_tree_finish DN_VNAME(dn_tree_finish)
 #define dn_tree_pushd DN_VNAME(dn_tree_pushd)
 #define dn_tree_finishd DN_VNAME(dn_tree_finishd)
+#define dn_tree_root DN_VNAME(dn_tree_root)
 
 /* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
  * register, elsewhere the compiler splits them. FMA is explicit because ISO C
@@ -3845,6 +4059,18 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
 DN_TREE_FNS(dn_tree_push, dn_tree_finish, float)
 DN_TREE_FNS(dn_tree_pushd, dn_tree_finishd, double)
 #undef DN_TREE_FNS
+
+/* The root as dn_tree_finish finds it, without copying when one subtree is
+ * pending (count a power of two: a full batch of 1, 2, 4, ... chunks): a
+ * pointer into pend, else into out, where it is computed. */
+DN_INLINE const float *dn_tree_root(const float *restrict pend, int depth, int count, float *restrict out, int len) {
+    if (count > 0 && (count & (count - 1)) == 0) {
+        const int lv = __builtin_ctz((unsigned)count);
+        if (lv < depth) return pend + (size_t)lv * len;
+    }
+    dn_tree_finish(pend, depth, count, out, len);
+    return out;
+}
 
 /* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
 DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
@@ -4236,7 +4462,6 @@ static void small_mse_avx512_fc1_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4264,16 +4489,29 @@ static void small_mse_avx512_fc1_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4305,7 +4543,6 @@ static void small_mse_avx512_fc1_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4333,16 +4570,29 @@ static void small_mse_avx512_fc1_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4389,7 +4639,6 @@ static void small_mse_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4417,16 +4666,29 @@ static void small_mse_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[5]);
                     c50 = dn_fma8(dn_lo8(g), d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4465,7 +4727,6 @@ static void small_mse_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[6][8];
             float t_pend[1 * (48)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4493,16 +4754,29 @@ static void small_mse_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[5]);
                     c50 = dn_fma8(g, d0, c50);
                 }
-                float part[6][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_store8(&part[5][0], c50);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 48);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 48;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                        c50 = dn_load8(pl + 40) + c50;
+                    }
+                    float *ps = t_pend + (size_t)lv * 48;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    dn_store8(ps + 40, c50);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 48);
+            float zbuf[6][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 48);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 6; i++) {
                     const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
@@ -4662,7 +4936,6 @@ static void small_mse_avx512_fc2_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4687,15 +4960,27 @@ static void small_mse_avx512_fc2_backward_w(const float *restrict d, const float
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4727,7 +5012,6 @@ static void small_mse_avx512_fc2_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4752,15 +5036,27 @@ static void small_mse_avx512_fc2_backward_w(const float *restrict d, const float
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4807,7 +5103,6 @@ static void small_mse_avx512_fc2_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4832,15 +5127,27 @@ static void small_mse_avx512_fc2_backward_w_adam(const float *restrict d, const 
                     g = dn_splat16(xr[4]);
                     c40 = dn_fma8(dn_lo8(g), d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 4; i += 2) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
@@ -4884,7 +5191,6 @@ static void small_mse_avx512_fc2_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float z[5][8];
             float t_pend[1 * (40)];
             const int t_depth = 1;
             int t_count = 0;
@@ -4909,15 +5215,27 @@ static void small_mse_avx512_fc2_backward_w_adam(const float *restrict d, const 
                     g = dn_splat8(xr[4]);
                     c40 = dn_fma8(g, d0, c40);
                 }
-                float part[5][8];
-                dn_store8(&part[0][0], c00);
-                dn_store8(&part[1][0], c10);
-                dn_store8(&part[2][0], c20);
-                dn_store8(&part[3][0], c30);
-                dn_store8(&part[4][0], c40);
-                dn_tree_push(t_pend, t_depth, &t_count, &part[0][0], 40);
+                { /* the chunk's sums into the tree (dn_tree_push's order), merged in registers */
+                    int k = t_count, lv = 0;
+                    for (; (k & 1) && lv + 1 < t_depth; k >>= 1, lv++) {
+                        const float *pl = t_pend + (size_t)lv * 40;
+                        c00 = dn_load8(pl + 0) + c00;
+                        c10 = dn_load8(pl + 8) + c10;
+                        c20 = dn_load8(pl + 16) + c20;
+                        c30 = dn_load8(pl + 24) + c30;
+                        c40 = dn_load8(pl + 32) + c40;
+                    }
+                    float *ps = t_pend + (size_t)lv * 40;
+                    dn_store8(ps + 0, c00);
+                    dn_store8(ps + 8, c10);
+                    dn_store8(ps + 16, c20);
+                    dn_store8(ps + 24, c30);
+                    dn_store8(ps + 32, c40);
+                    t_count++;
+                }
             }
-            dn_tree_finish(t_pend, t_depth, t_count, &z[0][0], 40);
+            float zbuf[5][8];
+            const float (*z)[8] = (const float (*)[8])dn_tree_root(t_pend, t_depth, t_count, &zbuf[0][0], 40);
             for (int j = 0; j < 1; j++)
                 for (int i = 0; i < 5; i++) {
                     const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
