@@ -709,6 +709,12 @@ typedef struct dn_model {
      * use train_step and dn_adam_step over the first n_trainable floats. */
     double (*train_step_adam)(float *params, float *m, float *v, const dn_adam_coef *c, void *ws,
                               const dn_batch *b, int *correct);
+
+    /* Adam over n parameters with a complete gradient g, with the fused
+     * kernels' arithmetic (so train_step then adam_apply gives
+     * train_step_adam's bits), in the kernels' copy for this CPU. Returns n.
+     * May be NULL: then dn_adam_apply. */
+    size_t (*adam_apply)(const dn_adam_coef *c, float *p, const float *g, float *m, float *v, size_t n);
 } dn_model;
 
 /* Parameters of a model: the sum of its parameter tensors' counts (as

@@ -423,7 +423,10 @@ static void dn_tr_update(dn_tr_run *r, const dn_train_state *st, double lr) {
     } else {
         dn_adam_coef c;
         dn_adam_coefs_at(&st->adam, lr, st->step + 1, &c);
-        dn_adam_apply(&c, r->params, r->grads, b[0], b[1], n);
+        if (m->adam_apply)
+            m->adam_apply(&c, r->params, r->grads, b[0], b[1], n);
+        else
+            dn_adam_apply(&c, r->params, r->grads, b[0], b[1], n);
     }
 }
 
@@ -451,28 +454,31 @@ static double dn_tr_train_batch(dn_tr_run *r, const dn_train_state *st, const dn
     const float clip = m->defaults.clip_grad_norm;
     r->lr = dn_tr_lr_now(r, st);
     *norm = 0;
+    double loss;
 #ifdef DN_MPI
-    /* Under MPI: this process's share (none for some when the batch has fewer
-     * chunks than there are processes), then the combined sums; the update
-     * is the runtime's, on every process alike. */
-    double loss = m->train_step(r->params, r->grads, r->ws, b, correct); /* also without rows: batch norm's
-                                                                             reductions need every process */
-    int sig = (int)dn_tr_signal_caught;
-    dn_mpi_combine_floats(&r->shard, r->grads, m->n_trainable, r->mpi_scratch);
-    dn_mpi_combine_step(&r->shard, &loss, correct, &sig);
-    dn_tr_signal_caught = sig;
-    if (!isfinite(loss))
-        return loss;
-#else
-    if (m->train_step_adam && st->optim.type == DN_OPTIM_ADAM && !(clip > 0)) {
-        dn_adam_coef c;
-        dn_adam_coefs_at(&st->adam, r->lr, st->step + 1, &c);
-        return m->train_step_adam(r->params, r->ob.b[0], r->ob.b[1], &c, r->ws, b, correct);
-    }
-    double loss = m->train_step(r->params, r->grads, r->ws, b, correct);
-    if (!isfinite(loss))
-        return loss;
+    if (dn_mpi_size > 1) {
+        /* This process's share (none for some when the batch has fewer
+         * chunks than there are processes: batch norm's reductions still
+         * need them in the step), then the combined sums; the update below
+         * runs on every process alike. One process takes the plain path
+         * (the same bits). */
+        loss = m->train_step(r->params, r->grads, r->ws, b, correct);
+        int sig = (int)dn_tr_signal_caught;
+        dn_mpi_combine_floats(&r->shard, r->grads, m->n_trainable, r->mpi_scratch);
+        dn_mpi_combine_step(&r->shard, &loss, correct, &sig);
+        dn_tr_signal_caught = sig;
+    } else
 #endif
+    {
+        if (m->train_step_adam && st->optim.type == DN_OPTIM_ADAM && !(clip > 0)) {
+            dn_adam_coef c;
+            dn_adam_coefs_at(&st->adam, r->lr, st->step + 1, &c);
+            return m->train_step_adam(r->params, r->ob.b[0], r->ob.b[1], &c, r->ws, b, correct);
+        }
+        loss = m->train_step(r->params, r->grads, r->ws, b, correct);
+    }
+    if (!isfinite(loss))
+        return loss;
     if (clip > 0) {
         *norm = dn_grad_norm(r->grads, m->n_trainable);
         if (!isfinite(*norm))
@@ -828,7 +834,8 @@ int dn_cmd_train(const dn_model *m, const dn_opts *o) {
 #ifdef DN_MPI
 int dn_main_mpi(const dn_model *m, int argc, char **argv) {
     dn_mpi_start(&argc, &argv);
-    dn_batch_reduce = dn_mpi_reduce_doubles;
+    if (dn_mpi_size > 1)
+        dn_batch_reduce = dn_mpi_reduce_doubles;
     if (dn_mpi_rank != 0 && !freopen("/dev/null", "w", stdout)) {
         fprintf(stderr, "process %d: cannot silence standard output\n", dn_mpi_rank);
         dn_mpi_abort(DN_EXIT_OUTPUT);

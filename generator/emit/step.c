@@ -136,9 +136,29 @@ static void emit_train_step_adam(dn_buf *b, const dn_plan *p) {
     dn_buf_blank(b);
 }
 
+/* Adam over a whole gradient with the fused kernels' arithmetic. */
+static void emit_adam_apply(dn_buf *b, const dn_plan *p) {
+    const char *m = p->name;
+    dn_buf_line(b, "/* Adam on n parameters p with gradient g (moments m, v), element by element as the");
+    dn_buf_line(b, " * fused kernels apply it (dn_adam8, dn_adam1 past the last 8): the runtime's update when");
+    dn_buf_line(b, " * the gradient must be complete first (clipping, MPI). Returns n. */");
+    dn_buf_line(b, "static size_t %s_adam_apply(const dn_adam_coef *ac, float *p, const float *g, float *m, float *v,", m);
+    dn_buf_line(b, "        size_t n) {");
+    b->indent++;
+    dn_buf_line(b, "const long long blocks = (long long)(n / 8);");
+    dn_buf_line(b, "DN_OMP(omp parallel for schedule(static) if (blocks > 4096))");
+    dn_buf_line(b, "for (long long i = 0; i < blocks; i++) dn_adam8(p + 8 * i, m + 8 * i, v + 8 * i, g + 8 * i, ac);");
+    dn_buf_line(b, "for (size_t i = (size_t)blocks * 8; i < n; i++) dn_adam1(p + i, m + i, v + i, g[i], ac);");
+    dn_buf_line(b, "return n;");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
 void dn_emit_train_steps(dn_buf *b, const dn_plan *p) {
     emit_train_step(b, p);
     emit_train_step_adam(b, p);
+    emit_adam_apply(b, p);
 }
 
 void dn_emit_eval(dn_buf *b, const dn_plan *p) {

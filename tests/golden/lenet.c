@@ -23466,6 +23466,18 @@ static double lenet_base_train_step_adam(float *params, float *m, float *v, cons
     return lenet_base_sum_rows(&bf, n, correct);
 }
 
+/* Adam on n parameters p with gradient g (moments m, v), element by element as the
+ * fused kernels apply it (dn_adam8, dn_adam1 past the last 8): the runtime's update when
+ * the gradient must be complete first (clipping, MPI). Returns n. */
+static size_t lenet_base_adam_apply(const dn_adam_coef *ac, float *p, const float *g, float *m, float *v,
+        size_t n) {
+    const long long blocks = (long long)(n / 8);
+    DN_OMP(omp parallel for schedule(static) if (blocks > 4096))
+    for (long long i = 0; i < blocks; i++) dn_adam8(p + 8 * i, m + 8 * i, v + 8 * i, g + 8 * i, ac);
+    for (size_t i = (size_t)blocks * 8; i < n; i++) dn_adam1(p + i, m + i, v + i, g[i], ac);
+    return n;
+}
+
 /* ==== evaluation (dropout off unless MC dropout) ==== */
 
 static double lenet_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
@@ -46740,6 +46752,18 @@ static double lenet_avx2_train_step_adam(float *params, float *m, float *v, cons
         }
     }
     return lenet_avx2_sum_rows(&bf, n, correct);
+}
+
+/* Adam on n parameters p with gradient g (moments m, v), element by element as the
+ * fused kernels apply it (dn_adam8, dn_adam1 past the last 8): the runtime's update when
+ * the gradient must be complete first (clipping, MPI). Returns n. */
+static size_t lenet_avx2_adam_apply(const dn_adam_coef *ac, float *p, const float *g, float *m, float *v,
+        size_t n) {
+    const long long blocks = (long long)(n / 8);
+    DN_OMP(omp parallel for schedule(static) if (blocks > 4096))
+    for (long long i = 0; i < blocks; i++) dn_adam8(p + 8 * i, m + 8 * i, v + 8 * i, g + 8 * i, ac);
+    for (size_t i = (size_t)blocks * 8; i < n; i++) dn_adam1(p + i, m + i, v + i, g[i], ac);
+    return n;
 }
 
 /* ==== evaluation (dropout off unless MC dropout) ==== */
@@ -70025,6 +70049,18 @@ static double lenet_avx512_train_step_adam(float *params, float *m, float *v, co
     return lenet_avx512_sum_rows(&bf, n, correct);
 }
 
+/* Adam on n parameters p with gradient g (moments m, v), element by element as the
+ * fused kernels apply it (dn_adam8, dn_adam1 past the last 8): the runtime's update when
+ * the gradient must be complete first (clipping, MPI). Returns n. */
+static size_t lenet_avx512_adam_apply(const dn_adam_coef *ac, float *p, const float *g, float *m, float *v,
+        size_t n) {
+    const long long blocks = (long long)(n / 8);
+    DN_OMP(omp parallel for schedule(static) if (blocks > 4096))
+    for (long long i = 0; i < blocks; i++) dn_adam8(p + 8 * i, m + 8 * i, v + 8 * i, g + 8 * i, ac);
+    for (size_t i = (size_t)blocks * 8; i < n; i++) dn_adam1(p + i, m + i, v + i, g[i], ac);
+    return n;
+}
+
 /* ==== evaluation (dropout off unless MC dropout) ==== */
 
 static double lenet_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
@@ -70096,6 +70132,17 @@ static double lenet_train_step_adam(float *params, float *m, float *v, const dn_
     }
 #endif
     return lenet_base_train_step_adam(params, m, v, ac, ws, bt, correct);
+}
+
+static size_t lenet_adam_apply(const dn_adam_coef *ac, float *p, const float *g, float *m, float *v, size_t n) {
+#if DN_DISPATCH
+    switch (dn_cpu_level()) {
+    case 2: return lenet_avx512_adam_apply(ac, p, g, m, v, n);
+    case 1: return lenet_avx2_adam_apply(ac, p, g, m, v, n);
+    default: break;
+    }
+#endif
+    return lenet_base_adam_apply(ac, p, g, m, v, n);
 }
 
 static double lenet_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
@@ -70173,6 +70220,7 @@ static const dn_model lenet_model = {
     .train_step = lenet_train_step,
     .eval = lenet_eval,
     .train_step_adam = lenet_train_step_adam,
+    .adam_apply = lenet_adam_apply,
 };
 
 int main(int argc, char **argv) { return dn_main(&lenet_model, argc, argv); }

@@ -3302,6 +3302,18 @@ static double small_clip_base_train_step_adam(float *params, float *m, float *v,
     return small_clip_base_sum_rows(&bf, n, correct);
 }
 
+/* Adam on n parameters p with gradient g (moments m, v), element by element as the
+ * fused kernels apply it (dn_adam8, dn_adam1 past the last 8): the runtime's update when
+ * the gradient must be complete first (clipping, MPI). Returns n. */
+static size_t small_clip_base_adam_apply(const dn_adam_coef *ac, float *p, const float *g, float *m, float *v,
+        size_t n) {
+    const long long blocks = (long long)(n / 8);
+    DN_OMP(omp parallel for schedule(static) if (blocks > 4096))
+    for (long long i = 0; i < blocks; i++) dn_adam8(p + 8 * i, m + 8 * i, v + 8 * i, g + 8 * i, ac);
+    for (size_t i = (size_t)blocks * 8; i < n; i++) dn_adam1(p + i, m + i, v + i, g[i], ac);
+    return n;
+}
+
 /* ==== evaluation (dropout off) ==== */
 
 static double small_clip_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
@@ -6411,6 +6423,18 @@ static double small_clip_avx2_train_step_adam(float *params, float *m, float *v,
         }
     }
     return small_clip_avx2_sum_rows(&bf, n, correct);
+}
+
+/* Adam on n parameters p with gradient g (moments m, v), element by element as the
+ * fused kernels apply it (dn_adam8, dn_adam1 past the last 8): the runtime's update when
+ * the gradient must be complete first (clipping, MPI). Returns n. */
+static size_t small_clip_avx2_adam_apply(const dn_adam_coef *ac, float *p, const float *g, float *m, float *v,
+        size_t n) {
+    const long long blocks = (long long)(n / 8);
+    DN_OMP(omp parallel for schedule(static) if (blocks > 4096))
+    for (long long i = 0; i < blocks; i++) dn_adam8(p + 8 * i, m + 8 * i, v + 8 * i, g + 8 * i, ac);
+    for (size_t i = (size_t)blocks * 8; i < n; i++) dn_adam1(p + i, m + i, v + i, g[i], ac);
+    return n;
 }
 
 /* ==== evaluation (dropout off) ==== */
@@ -9531,6 +9555,18 @@ static double small_clip_avx512_train_step_adam(float *params, float *m, float *
     return small_clip_avx512_sum_rows(&bf, n, correct);
 }
 
+/* Adam on n parameters p with gradient g (moments m, v), element by element as the
+ * fused kernels apply it (dn_adam8, dn_adam1 past the last 8): the runtime's update when
+ * the gradient must be complete first (clipping, MPI). Returns n. */
+static size_t small_clip_avx512_adam_apply(const dn_adam_coef *ac, float *p, const float *g, float *m, float *v,
+        size_t n) {
+    const long long blocks = (long long)(n / 8);
+    DN_OMP(omp parallel for schedule(static) if (blocks > 4096))
+    for (long long i = 0; i < blocks; i++) dn_adam8(p + 8 * i, m + 8 * i, v + 8 * i, g + 8 * i, ac);
+    for (size_t i = (size_t)blocks * 8; i < n; i++) dn_adam1(p + i, m + i, v + i, g[i], ac);
+    return n;
+}
+
 /* ==== evaluation (dropout off) ==== */
 
 static double small_clip_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
@@ -9597,6 +9633,17 @@ static double small_clip_train_step_adam(float *params, float *m, float *v, cons
     }
 #endif
     return small_clip_base_train_step_adam(params, m, v, ac, ws, bt, correct);
+}
+
+static size_t small_clip_adam_apply(const dn_adam_coef *ac, float *p, const float *g, float *m, float *v, size_t n) {
+#if DN_DISPATCH
+    switch (dn_cpu_level()) {
+    case 2: return small_clip_avx512_adam_apply(ac, p, g, m, v, n);
+    case 1: return small_clip_avx2_adam_apply(ac, p, g, m, v, n);
+    default: break;
+    }
+#endif
+    return small_clip_base_adam_apply(ac, p, g, m, v, n);
 }
 
 static double small_clip_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
@@ -9673,6 +9720,7 @@ static const dn_model small_clip_model = {
     .train_step = small_clip_train_step,
     .eval = small_clip_eval,
     .train_step_adam = small_clip_train_step_adam,
+    .adam_apply = small_clip_adam_apply,
 };
 
 int main(int argc, char **argv) { return dn_main(&small_clip_model, argc, argv); }
