@@ -80,7 +80,7 @@ for net in $nets; do
     ms=$(printf '%s\n' ${times[$cfg]} | median)
     sent=$([ "$cfg" = mpi2x1 ] && echo "$bytes" || echo 0)
     printf '%-4s %-9s %8.2f ms/step  %s bytes sent per step per process\n' "$net" "$cfg" "$ms" "$sent"
-    echo "$net,$cfg,$ms,$sent" >> "$csv"
+    printf '%s,%s,%.3f,%s\n' "$net" "$cfg" "$ms" "$sent" >> "$csv"
   done
   unset times
 done
