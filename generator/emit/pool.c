@@ -17,6 +17,52 @@
 #include "kernels.h"
 #include "kind.h"
 
+/* Max pooling of the plane at xc into s (and arg), 8 outputs at a time in
+ * plane order: each lane starts at its window's first input and walks the
+ * window row by row, taking a value that is larger or NaN (the scalar rule
+ * `x > best || x != x`: the first of equal values, the last NaN, as
+ * PyTorch), with vector compares and blends instead of branches that a
+ * random plane makes mispredict. The lanes' window origins are constants
+ * (org); the lanes past the plane's end read its first input, unused. */
+static void emit_max_lanes(dn_buf *b, const dn_op *op) {
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    const int plane = out.h * out.w, padded = (plane + 7) / 8 * 8;
+    dn_buf_line(b, "static const int32_t org[%d] = { /* each output's window origin in the input plane */", padded);
+    for (int o = 0; o < padded; o++) {
+        const int org = o < plane ? (o / out.w) * op->sh * in.w + (o % out.w) * op->sw : 0;
+        if (o % 12 == 0) dn_buf_printf(b, "%*s", 4 * (b->indent + 1), "");
+        dn_buf_printf(b, "%d,%s", org, o % 12 == 11 || o + 1 == padded ? "\n" : " ");
+    }
+    dn_buf_line(b, "};");
+    dn_buf_line(b, "float s[%d];", padded);
+    dn_buf_line(b, "int32_t *ar = arg ? arg + (size_t)r * %d + (size_t)c * %d : NULL;", op->out.stride, plane);
+    dn_buf_line(b, "for (int o0 = 0; o0 < %d; o0 += 8) {", padded);
+    b->indent++;
+    dn_buf_line(b, "dn_v8i at0, bi;");
+    dn_buf_line(b, "memcpy(&at0, org + o0, sizeof at0);");
+    dn_buf_line(b, "float t[8];");
+    dn_buf_line(b, "for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];");
+    dn_buf_line(b, "dn_v8 bv = dn_load8(t);");
+    dn_buf_line(b, "bi = at0;");
+    dn_buf_line(b, "for (int ky = 0; ky < %d; ky++)", op->kh);
+    dn_buf_line(b, "    for (int kx = 0; kx < %d; kx++) {", op->kw);
+    dn_buf_line(b, "        const int k = ky * %d + kx;", in.w);
+    dn_buf_line(b, "        for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];");
+    dn_buf_line(b, "        const dn_v8 v = dn_load8(t);");
+    dn_buf_line(b, "        const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */");
+    dn_buf_line(b, "        bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));");
+    dn_buf_line(b, "        bi = ((at0 + k) & take) | (bi & ~take);");
+    dn_buf_line(b, "    }");
+    dn_buf_line(b, "dn_store8(s + o0, bv);");
+    dn_buf_line(b, "if (ar) {");
+    dn_buf_line(b, "    int32_t q[8];");
+    dn_buf_line(b, "    memcpy(q, &bi, sizeof q);");
+    dn_buf_line(b, "    for (int l = 0; l < 8 && o0 + l < %d; l++) ar[o0 + l] = q[l];", plane);
+    dn_buf_line(b, "}");
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
 static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
     const dn_shape in = op->in.shape, out = op->out.shape;
     const char *what = op->pool_max ? "max" : "average";
@@ -33,29 +79,21 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
     b->indent++;
     dn_buf_line(b, "const int r = t / %d, c = t %% %d;", out.c, out.c);
     dn_buf_line(b, "const float *xc = x + (size_t)r * %d + (size_t)c * %d;", op->in.stride, in.h * in.w);
+    if (op->pool_max) {
+        emit_max_lanes(b, op);
+    } else {
     dn_buf_line(b, "float s[%d];", out.h * out.w);
     dn_buf_line(b, "for (int oy = 0; oy < %d; oy++)", out.h);
     dn_buf_line(b, "    for (int ox = 0; ox < %d; ox++) {", out.w);
     b->indent += 2;
     dn_buf_line(b, "const int y0 = oy * %d, x0 = ox * %d;", op->sh, op->sw);
-    if (op->pool_max) {
-        dn_buf_line(b, "int best = y0 * %d + x0;", in.w);
-        dn_buf_line(b, "for (int ky = 0; ky < %d; ky++)", op->kh);
-        dn_buf_line(b, "    for (int kx = 0; kx < %d; kx++) {", op->kw);
-        dn_buf_line(b, "        const int i = (y0 + ky) * %d + x0 + kx;", in.w);
-        dn_buf_line(b, "        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */");
-        dn_buf_line(b, "    }");
-        dn_buf_line(b, "s[oy * %d + ox] = xc[best];", out.w);
-        dn_buf_line(b, "if (arg) arg[(size_t)r * %d + (size_t)c * %d + (size_t)(oy * %d + ox)] = best;", op->out.stride,
-                    out.h * out.w, out.w);
-    } else {
-        dn_buf_line(b, "float sum = 0.0f;");
-        dn_buf_line(b, "for (int ky = 0; ky < %d; ky++)", op->kh);
-        dn_buf_line(b, "    for (int kx = 0; kx < %d; kx++) sum += xc[(y0 + ky) * %d + x0 + kx];", op->kw, in.w);
-        dn_buf_line(b, "s[oy * %d + ox] = sum / %d.0f;", out.w, op->kh * op->kw);
-    }
+    dn_buf_line(b, "float sum = 0.0f;");
+    dn_buf_line(b, "for (int ky = 0; ky < %d; ky++)", op->kh);
+    dn_buf_line(b, "    for (int kx = 0; kx < %d; kx++) sum += xc[(y0 + ky) * %d + x0 + kx];", op->kw, in.w);
+    dn_buf_line(b, "s[oy * %d + ox] = sum / %d.0f;", out.w, op->kh * op->kw);
     b->indent -= 2;
     dn_buf_line(b, "    }");
+    }
     dn_emit_plane_epilogue(b, op, "s", NULL);
     dn_emit_row_padding(b, op, "c == 0");
     b->indent--;

@@ -8172,19 +8172,45 @@ static void cnn_base_pool1_forward(const float *restrict x, int32_t *restrict ar
     for (int t = 0; t < n * 64; t++) {
         const int r = t / 64, c = t % 64;
         const float *xc = x + (size_t)r * 36864 + (size_t)c * 576;
+        static const int32_t org[144] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+            48, 50, 52, 54, 56, 58, 60, 62, 64, 66, 68, 70,
+            96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118,
+            144, 146, 148, 150, 152, 154, 156, 158, 160, 162, 164, 166,
+            192, 194, 196, 198, 200, 202, 204, 206, 208, 210, 212, 214,
+            240, 242, 244, 246, 248, 250, 252, 254, 256, 258, 260, 262,
+            288, 290, 292, 294, 296, 298, 300, 302, 304, 306, 308, 310,
+            336, 338, 340, 342, 344, 346, 348, 350, 352, 354, 356, 358,
+            384, 386, 388, 390, 392, 394, 396, 398, 400, 402, 404, 406,
+            432, 434, 436, 438, 440, 442, 444, 446, 448, 450, 452, 454,
+            480, 482, 484, 486, 488, 490, 492, 494, 496, 498, 500, 502,
+            528, 530, 532, 534, 536, 538, 540, 542, 544, 546, 548, 550,
+        };
         float s[144];
-        for (int oy = 0; oy < 12; oy++)
-            for (int ox = 0; ox < 12; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 24 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 24 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 12 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 9216 + (size_t)c * 144 + (size_t)(oy * 12 + ox)] = best;
+        int32_t *ar = arg ? arg + (size_t)r * 9216 + (size_t)c * 144 : NULL;
+        for (int o0 = 0; o0 < 144; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 24 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 144; l++) ar[o0 + l] = q[l];
             }
+        }
         float mk[144];
         if (h)
             dn_dropout_block(seed, step, 3, (uint32_t)r, 1, (uint32_t)c * 144u, 144, 1073741824u, 1.3333334f, mk);
@@ -18099,19 +18125,45 @@ static void cnn_avx2_pool1_forward(const float *restrict x, int32_t *restrict ar
     for (int t = 0; t < n * 64; t++) {
         const int r = t / 64, c = t % 64;
         const float *xc = x + (size_t)r * 36864 + (size_t)c * 576;
+        static const int32_t org[144] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+            48, 50, 52, 54, 56, 58, 60, 62, 64, 66, 68, 70,
+            96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118,
+            144, 146, 148, 150, 152, 154, 156, 158, 160, 162, 164, 166,
+            192, 194, 196, 198, 200, 202, 204, 206, 208, 210, 212, 214,
+            240, 242, 244, 246, 248, 250, 252, 254, 256, 258, 260, 262,
+            288, 290, 292, 294, 296, 298, 300, 302, 304, 306, 308, 310,
+            336, 338, 340, 342, 344, 346, 348, 350, 352, 354, 356, 358,
+            384, 386, 388, 390, 392, 394, 396, 398, 400, 402, 404, 406,
+            432, 434, 436, 438, 440, 442, 444, 446, 448, 450, 452, 454,
+            480, 482, 484, 486, 488, 490, 492, 494, 496, 498, 500, 502,
+            528, 530, 532, 534, 536, 538, 540, 542, 544, 546, 548, 550,
+        };
         float s[144];
-        for (int oy = 0; oy < 12; oy++)
-            for (int ox = 0; ox < 12; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 24 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 24 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 12 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 9216 + (size_t)c * 144 + (size_t)(oy * 12 + ox)] = best;
+        int32_t *ar = arg ? arg + (size_t)r * 9216 + (size_t)c * 144 : NULL;
+        for (int o0 = 0; o0 < 144; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 24 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 144; l++) ar[o0 + l] = q[l];
             }
+        }
         float mk[144];
         if (h)
             dn_dropout_block(seed, step, 3, (uint32_t)r, 1, (uint32_t)c * 144u, 144, 1073741824u, 1.3333334f, mk);
@@ -28033,19 +28085,45 @@ static void cnn_avx512_pool1_forward(const float *restrict x, int32_t *restrict 
     for (int t = 0; t < n * 64; t++) {
         const int r = t / 64, c = t % 64;
         const float *xc = x + (size_t)r * 36864 + (size_t)c * 576;
+        static const int32_t org[144] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+            48, 50, 52, 54, 56, 58, 60, 62, 64, 66, 68, 70,
+            96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118,
+            144, 146, 148, 150, 152, 154, 156, 158, 160, 162, 164, 166,
+            192, 194, 196, 198, 200, 202, 204, 206, 208, 210, 212, 214,
+            240, 242, 244, 246, 248, 250, 252, 254, 256, 258, 260, 262,
+            288, 290, 292, 294, 296, 298, 300, 302, 304, 306, 308, 310,
+            336, 338, 340, 342, 344, 346, 348, 350, 352, 354, 356, 358,
+            384, 386, 388, 390, 392, 394, 396, 398, 400, 402, 404, 406,
+            432, 434, 436, 438, 440, 442, 444, 446, 448, 450, 452, 454,
+            480, 482, 484, 486, 488, 490, 492, 494, 496, 498, 500, 502,
+            528, 530, 532, 534, 536, 538, 540, 542, 544, 546, 548, 550,
+        };
         float s[144];
-        for (int oy = 0; oy < 12; oy++)
-            for (int ox = 0; ox < 12; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 24 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 24 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 12 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 9216 + (size_t)c * 144 + (size_t)(oy * 12 + ox)] = best;
+        int32_t *ar = arg ? arg + (size_t)r * 9216 + (size_t)c * 144 : NULL;
+        for (int o0 = 0; o0 < 144; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 24 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 144; l++) ar[o0 + l] = q[l];
             }
+        }
         float mk[144];
         if (h)
             dn_dropout_block(seed, step, 3, (uint32_t)r, 1, (uint32_t)c * 144u, 144, 1073741824u, 1.3333334f, mk);

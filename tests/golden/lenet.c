@@ -3888,19 +3888,50 @@ static void lenet_base_pool1_forward(const float *restrict x, int32_t *restrict 
     for (int t = 0; t < n * 6; t++) {
         const int r = t / 6, c = t % 6;
         const float *xc = x + (size_t)r * 4704 + (size_t)c * 784;
-        float s[196];
-        for (int oy = 0; oy < 14; oy++)
-            for (int ox = 0; ox < 14; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 28 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 28 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 14 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 1176 + (size_t)c * 196 + (size_t)(oy * 14 + ox)] = best;
+        static const int32_t org[200] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+            24, 26, 56, 58, 60, 62, 64, 66, 68, 70, 72, 74,
+            76, 78, 80, 82, 112, 114, 116, 118, 120, 122, 124, 126,
+            128, 130, 132, 134, 136, 138, 168, 170, 172, 174, 176, 178,
+            180, 182, 184, 186, 188, 190, 192, 194, 224, 226, 228, 230,
+            232, 234, 236, 238, 240, 242, 244, 246, 248, 250, 280, 282,
+            284, 286, 288, 290, 292, 294, 296, 298, 300, 302, 304, 306,
+            336, 338, 340, 342, 344, 346, 348, 350, 352, 354, 356, 358,
+            360, 362, 392, 394, 396, 398, 400, 402, 404, 406, 408, 410,
+            412, 414, 416, 418, 448, 450, 452, 454, 456, 458, 460, 462,
+            464, 466, 468, 470, 472, 474, 504, 506, 508, 510, 512, 514,
+            516, 518, 520, 522, 524, 526, 528, 530, 560, 562, 564, 566,
+            568, 570, 572, 574, 576, 578, 580, 582, 584, 586, 616, 618,
+            620, 622, 624, 626, 628, 630, 632, 634, 636, 638, 640, 642,
+            672, 674, 676, 678, 680, 682, 684, 686, 688, 690, 692, 694,
+            696, 698, 728, 730, 732, 734, 736, 738, 740, 742, 744, 746,
+            748, 750, 752, 754, 0, 0, 0, 0,
+        };
+        float s[200];
+        int32_t *ar = arg ? arg + (size_t)r * 1176 + (size_t)c * 196 : NULL;
+        for (int o0 = 0; o0 < 200; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 28 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 196; l++) ar[o0 + l] = q[l];
             }
+        }
         const size_t at = (size_t)r * 1176 + (size_t)c * 196;
         for (int i = 0; i < 196; i++) {
             float v = s[i];
@@ -19161,19 +19192,36 @@ static void lenet_base_pool2_forward(const float *restrict x, int32_t *restrict 
     for (int t = 0; t < n * 16; t++) {
         const int r = t / 16, c = t % 16;
         const float *xc = x + (size_t)r * 1600 + (size_t)c * 100;
-        float s[25];
-        for (int oy = 0; oy < 5; oy++)
-            for (int ox = 0; ox < 5; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 10 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 10 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 5 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 400 + (size_t)c * 25 + (size_t)(oy * 5 + ox)] = best;
+        static const int32_t org[32] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 20, 22, 24, 26, 28, 40, 42,
+            44, 46, 48, 60, 62, 64, 66, 68, 80, 82, 84, 86,
+            88, 0, 0, 0, 0, 0, 0, 0,
+        };
+        float s[32];
+        int32_t *ar = arg ? arg + (size_t)r * 400 + (size_t)c * 25 : NULL;
+        for (int o0 = 0; o0 < 32; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 10 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 25; l++) ar[o0 + l] = q[l];
             }
+        }
         const size_t at = (size_t)r * 400 + (size_t)c * 25;
         for (int i = 0; i < 25; i++) {
             float v = s[i];
@@ -27176,19 +27224,50 @@ static void lenet_avx2_pool1_forward(const float *restrict x, int32_t *restrict 
     for (int t = 0; t < n * 6; t++) {
         const int r = t / 6, c = t % 6;
         const float *xc = x + (size_t)r * 4704 + (size_t)c * 784;
-        float s[196];
-        for (int oy = 0; oy < 14; oy++)
-            for (int ox = 0; ox < 14; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 28 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 28 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 14 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 1176 + (size_t)c * 196 + (size_t)(oy * 14 + ox)] = best;
+        static const int32_t org[200] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+            24, 26, 56, 58, 60, 62, 64, 66, 68, 70, 72, 74,
+            76, 78, 80, 82, 112, 114, 116, 118, 120, 122, 124, 126,
+            128, 130, 132, 134, 136, 138, 168, 170, 172, 174, 176, 178,
+            180, 182, 184, 186, 188, 190, 192, 194, 224, 226, 228, 230,
+            232, 234, 236, 238, 240, 242, 244, 246, 248, 250, 280, 282,
+            284, 286, 288, 290, 292, 294, 296, 298, 300, 302, 304, 306,
+            336, 338, 340, 342, 344, 346, 348, 350, 352, 354, 356, 358,
+            360, 362, 392, 394, 396, 398, 400, 402, 404, 406, 408, 410,
+            412, 414, 416, 418, 448, 450, 452, 454, 456, 458, 460, 462,
+            464, 466, 468, 470, 472, 474, 504, 506, 508, 510, 512, 514,
+            516, 518, 520, 522, 524, 526, 528, 530, 560, 562, 564, 566,
+            568, 570, 572, 574, 576, 578, 580, 582, 584, 586, 616, 618,
+            620, 622, 624, 626, 628, 630, 632, 634, 636, 638, 640, 642,
+            672, 674, 676, 678, 680, 682, 684, 686, 688, 690, 692, 694,
+            696, 698, 728, 730, 732, 734, 736, 738, 740, 742, 744, 746,
+            748, 750, 752, 754, 0, 0, 0, 0,
+        };
+        float s[200];
+        int32_t *ar = arg ? arg + (size_t)r * 1176 + (size_t)c * 196 : NULL;
+        for (int o0 = 0; o0 < 200; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 28 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 196; l++) ar[o0 + l] = q[l];
             }
+        }
         const size_t at = (size_t)r * 1176 + (size_t)c * 196;
         for (int i = 0; i < 196; i++) {
             float v = s[i];
@@ -42449,19 +42528,36 @@ static void lenet_avx2_pool2_forward(const float *restrict x, int32_t *restrict 
     for (int t = 0; t < n * 16; t++) {
         const int r = t / 16, c = t % 16;
         const float *xc = x + (size_t)r * 1600 + (size_t)c * 100;
-        float s[25];
-        for (int oy = 0; oy < 5; oy++)
-            for (int ox = 0; ox < 5; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 10 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 10 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 5 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 400 + (size_t)c * 25 + (size_t)(oy * 5 + ox)] = best;
+        static const int32_t org[32] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 20, 22, 24, 26, 28, 40, 42,
+            44, 46, 48, 60, 62, 64, 66, 68, 80, 82, 84, 86,
+            88, 0, 0, 0, 0, 0, 0, 0,
+        };
+        float s[32];
+        int32_t *ar = arg ? arg + (size_t)r * 400 + (size_t)c * 25 : NULL;
+        for (int o0 = 0; o0 < 32; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 10 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 25; l++) ar[o0 + l] = q[l];
             }
+        }
         const size_t at = (size_t)r * 400 + (size_t)c * 25;
         for (int i = 0; i < 25; i++) {
             float v = s[i];
@@ -50471,19 +50567,50 @@ static void lenet_avx512_pool1_forward(const float *restrict x, int32_t *restric
     for (int t = 0; t < n * 6; t++) {
         const int r = t / 6, c = t % 6;
         const float *xc = x + (size_t)r * 4704 + (size_t)c * 784;
-        float s[196];
-        for (int oy = 0; oy < 14; oy++)
-            for (int ox = 0; ox < 14; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 28 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 28 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 14 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 1176 + (size_t)c * 196 + (size_t)(oy * 14 + ox)] = best;
+        static const int32_t org[200] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+            24, 26, 56, 58, 60, 62, 64, 66, 68, 70, 72, 74,
+            76, 78, 80, 82, 112, 114, 116, 118, 120, 122, 124, 126,
+            128, 130, 132, 134, 136, 138, 168, 170, 172, 174, 176, 178,
+            180, 182, 184, 186, 188, 190, 192, 194, 224, 226, 228, 230,
+            232, 234, 236, 238, 240, 242, 244, 246, 248, 250, 280, 282,
+            284, 286, 288, 290, 292, 294, 296, 298, 300, 302, 304, 306,
+            336, 338, 340, 342, 344, 346, 348, 350, 352, 354, 356, 358,
+            360, 362, 392, 394, 396, 398, 400, 402, 404, 406, 408, 410,
+            412, 414, 416, 418, 448, 450, 452, 454, 456, 458, 460, 462,
+            464, 466, 468, 470, 472, 474, 504, 506, 508, 510, 512, 514,
+            516, 518, 520, 522, 524, 526, 528, 530, 560, 562, 564, 566,
+            568, 570, 572, 574, 576, 578, 580, 582, 584, 586, 616, 618,
+            620, 622, 624, 626, 628, 630, 632, 634, 636, 638, 640, 642,
+            672, 674, 676, 678, 680, 682, 684, 686, 688, 690, 692, 694,
+            696, 698, 728, 730, 732, 734, 736, 738, 740, 742, 744, 746,
+            748, 750, 752, 754, 0, 0, 0, 0,
+        };
+        float s[200];
+        int32_t *ar = arg ? arg + (size_t)r * 1176 + (size_t)c * 196 : NULL;
+        for (int o0 = 0; o0 < 200; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 28 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 196; l++) ar[o0 + l] = q[l];
             }
+        }
         const size_t at = (size_t)r * 1176 + (size_t)c * 196;
         for (int i = 0; i < 196; i++) {
             float v = s[i];
@@ -65744,19 +65871,36 @@ static void lenet_avx512_pool2_forward(const float *restrict x, int32_t *restric
     for (int t = 0; t < n * 16; t++) {
         const int r = t / 16, c = t % 16;
         const float *xc = x + (size_t)r * 1600 + (size_t)c * 100;
-        float s[25];
-        for (int oy = 0; oy < 5; oy++)
-            for (int ox = 0; ox < 5; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 10 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 10 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 5 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 400 + (size_t)c * 25 + (size_t)(oy * 5 + ox)] = best;
+        static const int32_t org[32] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 20, 22, 24, 26, 28, 40, 42,
+            44, 46, 48, 60, 62, 64, 66, 68, 80, 82, 84, 86,
+            88, 0, 0, 0, 0, 0, 0, 0,
+        };
+        float s[32];
+        int32_t *ar = arg ? arg + (size_t)r * 400 + (size_t)c * 25 : NULL;
+        for (int o0 = 0; o0 < 32; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 10 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 25; l++) ar[o0 + l] = q[l];
             }
+        }
         const size_t at = (size_t)r * 400 + (size_t)c * 25;
         for (int i = 0; i < 25; i++) {
             float v = s[i];

@@ -1647,19 +1647,34 @@ static void small_conv3_base_pool2_forward(const float *restrict x, int32_t *res
     for (int t = 0; t < n * 5; t++) {
         const int r = t / 5, c = t % 5;
         const float *xc = x + (size_t)r * 56 + (size_t)c * 10;
-        float s[2];
-        for (int oy = 0; oy < 2; oy++)
-            for (int ox = 0; ox < 1; ox++) {
-                const int y0 = oy * 2, x0 = ox * 1;
-                int best = y0 * 2 + x0;
-                for (int ky = 0; ky < 3; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 2 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 1 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 16 + (size_t)c * 2 + (size_t)(oy * 1 + ox)] = best;
+        static const int32_t org[8] = { /* each output's window origin in the input plane */
+            0, 4, 0, 0, 0, 0, 0, 0,
+        };
+        float s[8];
+        int32_t *ar = arg ? arg + (size_t)r * 16 + (size_t)c * 2 : NULL;
+        for (int o0 = 0; o0 < 8; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 2 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 2; l++) ar[o0 + l] = q[l];
             }
+        }
         float mk[4] = {1.0f, 1.0f, 1.0f, 1.0f};
         if (h)
             dn_dropout4(seed, step, 4, (uint32_t)r, (uint32_t)c & ~3u, 1717986918u, 1.6666666f, mk);
@@ -4923,19 +4938,34 @@ static void small_conv3_avx2_pool2_forward(const float *restrict x, int32_t *res
     for (int t = 0; t < n * 5; t++) {
         const int r = t / 5, c = t % 5;
         const float *xc = x + (size_t)r * 56 + (size_t)c * 10;
-        float s[2];
-        for (int oy = 0; oy < 2; oy++)
-            for (int ox = 0; ox < 1; ox++) {
-                const int y0 = oy * 2, x0 = ox * 1;
-                int best = y0 * 2 + x0;
-                for (int ky = 0; ky < 3; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 2 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 1 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 16 + (size_t)c * 2 + (size_t)(oy * 1 + ox)] = best;
+        static const int32_t org[8] = { /* each output's window origin in the input plane */
+            0, 4, 0, 0, 0, 0, 0, 0,
+        };
+        float s[8];
+        int32_t *ar = arg ? arg + (size_t)r * 16 + (size_t)c * 2 : NULL;
+        for (int o0 = 0; o0 < 8; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 2 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 2; l++) ar[o0 + l] = q[l];
             }
+        }
         float mk[4] = {1.0f, 1.0f, 1.0f, 1.0f};
         if (h)
             dn_dropout4(seed, step, 4, (uint32_t)r, (uint32_t)c & ~3u, 1717986918u, 1.6666666f, mk);
@@ -8206,19 +8236,34 @@ static void small_conv3_avx512_pool2_forward(const float *restrict x, int32_t *r
     for (int t = 0; t < n * 5; t++) {
         const int r = t / 5, c = t % 5;
         const float *xc = x + (size_t)r * 56 + (size_t)c * 10;
-        float s[2];
-        for (int oy = 0; oy < 2; oy++)
-            for (int ox = 0; ox < 1; ox++) {
-                const int y0 = oy * 2, x0 = ox * 1;
-                int best = y0 * 2 + x0;
-                for (int ky = 0; ky < 3; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 2 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 1 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 16 + (size_t)c * 2 + (size_t)(oy * 1 + ox)] = best;
+        static const int32_t org[8] = { /* each output's window origin in the input plane */
+            0, 4, 0, 0, 0, 0, 0, 0,
+        };
+        float s[8];
+        int32_t *ar = arg ? arg + (size_t)r * 16 + (size_t)c * 2 : NULL;
+        for (int o0 = 0; o0 < 8; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 2 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 2; l++) ar[o0 + l] = q[l];
             }
+        }
         float mk[4] = {1.0f, 1.0f, 1.0f, 1.0f};
         if (h)
             dn_dropout4(seed, step, 4, (uint32_t)r, (uint32_t)c & ~3u, 1717986918u, 1.6666666f, mk);

@@ -2820,19 +2820,35 @@ static void small_conv4_base_pool1_forward(const float *restrict x, int32_t *res
     for (int t = 0; t < n * 4; t++) {
         const int r = t / 4, c = t % 4;
         const float *xc = x + (size_t)r * 280 + (size_t)c * 70;
-        float s[15];
-        for (int oy = 0; oy < 3; oy++)
-            for (int ox = 0; ox < 5; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 10 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 10 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 5 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 64 + (size_t)c * 15 + (size_t)(oy * 5 + ox)] = best;
+        static const int32_t org[16] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 20, 22, 24, 26, 28, 40, 42,
+            44, 46, 48, 0,
+        };
+        float s[16];
+        int32_t *ar = arg ? arg + (size_t)r * 64 + (size_t)c * 15 : NULL;
+        for (int o0 = 0; o0 < 16; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 10 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 15; l++) ar[o0 + l] = q[l];
             }
+        }
         const size_t at = (size_t)r * 64 + (size_t)c * 15;
         for (int i = 0; i < 15; i++) {
             float v = s[i];
@@ -7385,19 +7401,35 @@ static void small_conv4_avx2_pool1_forward(const float *restrict x, int32_t *res
     for (int t = 0; t < n * 4; t++) {
         const int r = t / 4, c = t % 4;
         const float *xc = x + (size_t)r * 280 + (size_t)c * 70;
-        float s[15];
-        for (int oy = 0; oy < 3; oy++)
-            for (int ox = 0; ox < 5; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 10 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 10 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 5 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 64 + (size_t)c * 15 + (size_t)(oy * 5 + ox)] = best;
+        static const int32_t org[16] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 20, 22, 24, 26, 28, 40, 42,
+            44, 46, 48, 0,
+        };
+        float s[16];
+        int32_t *ar = arg ? arg + (size_t)r * 64 + (size_t)c * 15 : NULL;
+        for (int o0 = 0; o0 < 16; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 10 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 15; l++) ar[o0 + l] = q[l];
             }
+        }
         const size_t at = (size_t)r * 64 + (size_t)c * 15;
         for (int i = 0; i < 15; i++) {
             float v = s[i];
@@ -11957,19 +11989,35 @@ static void small_conv4_avx512_pool1_forward(const float *restrict x, int32_t *r
     for (int t = 0; t < n * 4; t++) {
         const int r = t / 4, c = t % 4;
         const float *xc = x + (size_t)r * 280 + (size_t)c * 70;
-        float s[15];
-        for (int oy = 0; oy < 3; oy++)
-            for (int ox = 0; ox < 5; ox++) {
-                const int y0 = oy * 2, x0 = ox * 2;
-                int best = y0 * 10 + x0;
-                for (int ky = 0; ky < 2; ky++)
-                    for (int kx = 0; kx < 2; kx++) {
-                        const int i = (y0 + ky) * 10 + x0 + kx;
-                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
-                    }
-                s[oy * 5 + ox] = xc[best];
-                if (arg) arg[(size_t)r * 64 + (size_t)c * 15 + (size_t)(oy * 5 + ox)] = best;
+        static const int32_t org[16] = { /* each output's window origin in the input plane */
+            0, 2, 4, 6, 8, 20, 22, 24, 26, 28, 40, 42,
+            44, 46, 48, 0,
+        };
+        float s[16];
+        int32_t *ar = arg ? arg + (size_t)r * 64 + (size_t)c * 15 : NULL;
+        for (int o0 = 0; o0 < 16; o0 += 8) {
+            dn_v8i at0, bi;
+            memcpy(&at0, org + o0, sizeof at0);
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l]];
+            dn_v8 bv = dn_load8(t);
+            bi = at0;
+            for (int ky = 0; ky < 2; ky++)
+                for (int kx = 0; kx < 2; kx++) {
+                    const int k = ky * 10 + kx;
+                    for (int l = 0; l < 8; l++) t[l] = xc[org[o0 + l] + k];
+                    const dn_v8 v = dn_load8(t);
+                    const dn_v8i take = (v > bv) | (v != v); /* NaN wins, as in PyTorch */
+                    bv = (dn_v8)(((dn_v8i)v & take) | ((dn_v8i)bv & ~take));
+                    bi = ((at0 + k) & take) | (bi & ~take);
+                }
+            dn_store8(s + o0, bv);
+            if (ar) {
+                int32_t q[8];
+                memcpy(q, &bi, sizeof q);
+                for (int l = 0; l < 8 && o0 + l < 15; l++) ar[o0 + l] = q[l];
             }
+        }
         const size_t at = (size_t)r * 64 + (size_t)c * 15;
         for (int i = 0; i < 15; i++) {
             float v = s[i];
