@@ -193,7 +193,13 @@ static int dn_tr_alloc(dn_tr_run *r) {
     int rows = b > r->eval_batch ? b : r->eval_batch;
     size_t pbytes = m->n_params * sizeof(float);
     r->params = dn_alloc_aligned(pbytes);
-    r->grads = dn_alloc_aligned(pbytes);
+    /* With Adam fused into the kernels no gradient buffer is used (only to
+     * inspect a non-finite step, allocated then): 4.8 MB of cnn.yaml's. */
+    int fused = m->train_step_adam && m->defaults.optim.type == DN_OPTIM_ADAM && !(m->defaults.clip_grad_norm > 0);
+#ifdef DN_MPI
+    fused = fused && dn_mpi_size == 1;
+#endif
+    r->grads = fused ? NULL : dn_alloc_aligned(pbytes);
     r->ob.b[0] = dn_alloc_aligned(pbytes);
     r->ob.b[1] = dn_alloc_aligned(pbytes);
     int third = m->defaults.optim.type == DN_OPTIM_RMSPROP && m->defaults.optim.centered;
@@ -212,7 +218,7 @@ static int dn_tr_alloc(dn_tr_run *r) {
         return DN_EXIT_FAIL;
     }
 #endif
-    if (!r->params || !r->grads || !r->ob.b[0] || !r->ob.b[1] || (third && !r->ob.b[2]) || !r->x ||
+    if (!r->params || (!fused && !r->grads) || !r->ob.b[0] || !r->ob.b[1] || (third && !r->ob.b[2]) || !r->x ||
         !r->y || !r->perm || (r->o->patience && !r->best) || (r->has_test && !r->test_order) || !r->ws ||
         (m->regression && !r->t)) {
         fprintf(stderr, "%s: out of memory\n", r->o->prog);
@@ -393,7 +399,7 @@ static int dn_tr_save_state(dn_tr_run *r, const dn_train_state *st) {
 static void dn_tr_report_nonfinite(dn_tr_run *r, const dn_train_state *st, double loss, double norm) {
     const dn_model *m = r->m;
     const char *bad = NULL;
-    for (int t = 0; t < m->n_tensors && !bad; t++)
+    for (int t = 0; t < m->n_tensors && !bad && r->grads; t++) /* no grads: out of memory, named nothing */
         for (size_t k = 0; k < m->tensors[t].count; k++)
             if (!isfinite(r->grads[m->tensors[t].offset + k])) {
                 bad = m->tensors[t].name;
@@ -516,7 +522,9 @@ static int dn_tr_step(dn_tr_run *r, dn_train_state *st) {
     double loss = dn_tr_train_batch(r, st, &b, &correct, &norm);
     dn_gov_after_step(&r->gov);
     if (!isfinite(loss) || !isfinite(norm)) {
-        if (!isfinite(loss)) { /* a fused step left no gradients to inspect; redo it plainly */
+        if (!isfinite(loss) && !r->grads)
+            r->grads = dn_alloc_aligned(m->n_params * sizeof(float));
+        if (!isfinite(loss) && r->grads) { /* a fused step left no gradients to inspect; redo it plainly */
             int ignored = 0;
             m->train_step(r->params, r->grads, r->ws, &b, &ignored);
         }
