@@ -526,7 +526,7 @@ static void bn_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forward
     else
         emit_apply(b, p, op);
     if (forward_only) return;
-    for (int adam = 0; adam < 2; adam++) {
+    for (int adam = 0; adam <= p->fused_adam; adam++) {
         if (image)
             emit_backward_image(b, p, op, adam);
         else

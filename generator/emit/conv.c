@@ -847,7 +847,7 @@ static void conv_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forwa
     emit_forward(b, p, op);
     if (forward_only) return;
     emit_backward_w(b, p, op, 0);
-    emit_backward_w(b, p, op, 1);
+    if (p->fused_adam) emit_backward_w(b, p, op, 1);
     if (op->own_backward_x) {
         if (bx_tiled(op))
             emit_backward_x_tiled(b, p, op);

@@ -507,7 +507,7 @@ static void dense_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forw
     emit_forward(b, p, op);
     if (forward_only) return;
     emit_backward_w(b, p, op, 0);
-    emit_backward_w(b, p, op, 1);
+    if (p->fused_adam) emit_backward_w(b, p, op, 1);
     if (op->own_backward_x) emit_backward_x(b, p, op);
     if (op->head) emit_head(b, p, op);
 }

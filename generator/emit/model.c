@@ -343,8 +343,8 @@ static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     dn_buf_line(b, ".init = %s_init,", s->name);
     dn_buf_line(b, ".train_step = %s_train_step,", s->name);
     dn_buf_line(b, ".eval = %s_eval,", s->name);
-    dn_buf_line(b, ".train_step_adam = %s_train_step_adam,", s->name);
-    dn_buf_line(b, ".adam_apply = %s_adam_apply,", s->name);
+    if (p->fused_adam) dn_buf_line(b, ".train_step_adam = %s_train_step_adam,", s->name);
+    if (p->adam) dn_buf_line(b, ".adam_apply = %s_adam_apply,", s->name);
     b->indent--;
     dn_buf_line(b, "};");
 }
@@ -463,13 +463,15 @@ static void emit_dispatch(dn_buf *b, const dn_plan *p, int forward_only) {
         emit_dispatcher(b, m, "double", "train_step",
                         "float *params, float *grads, void *ws, const dn_batch *bt, int *correct",
                         "params, grads, ws, bt, correct");
-        emit_dispatcher(b, m, "double", "train_step_adam",
-                        "float *params, float *m, float *v, const dn_adam_coef *ac, void *ws, const dn_batch *bt,\n"
-                        "        int *correct",
-                        "params, m, v, ac, ws, bt, correct");
-        emit_dispatcher(b, m, "size_t", "adam_apply",
-                        "const dn_adam_coef *ac, float *p, const float *g, float *m, float *v, size_t n",
-                        "ac, p, g, m, v, n");
+        if (p->fused_adam)
+            emit_dispatcher(b, m, "double", "train_step_adam",
+                            "float *params, float *m, float *v, const dn_adam_coef *ac, void *ws, const dn_batch *bt,\n"
+                            "        int *correct",
+                            "params, m, v, ac, ws, bt, correct");
+        if (p->adam)
+            emit_dispatcher(b, m, "size_t", "adam_apply",
+                            "const dn_adam_coef *ac, float *p, const float *g, float *m, float *v, size_t n",
+                            "ac, p, g, m, v, n");
     }
     emit_dispatcher(b, m, "double", "eval", "const float *params, void *ws, const dn_batch *bt, float *out, int *correct",
                     "params, ws, bt, out, correct");

@@ -157,8 +157,8 @@ static void emit_adam_apply(dn_buf *b, const dn_plan *p) {
 
 void dn_emit_train_steps(dn_buf *b, const dn_plan *p) {
     emit_train_step(b, p);
-    emit_train_step_adam(b, p);
-    emit_adam_apply(b, p);
+    if (p->fused_adam) emit_train_step_adam(b, p);
+    if (p->adam) emit_adam_apply(b, p);
 }
 
 void dn_emit_eval(dn_buf *b, const dn_plan *p) {

@@ -439,6 +439,8 @@ void dn_plan_build(const dn_spec *s, dn_plan *p) {
     p->last = &p->ops[p->n_ops - 1];
     for (int i = 0; i < p->n_ops; i++) p->randomized |= p->ops[i].stochastic;
     plan_head(p, s);
+    p->adam = s->train.opt.type == DN_OPT_ADAM || s->train.opt.type == DN_OPT_ADAMW;
+    p->fused_adam = p->adam && !(s->train.clip_grad_norm > 0);
     plan_smoothing(p, s);
     p->wt_floats = plan_wt_floats(p);
     plan_bufs(p, s);

@@ -180,6 +180,9 @@ typedef struct {
     int n_ops;
     dn_op ops[DN_MAX_OPS];        /* in forward order */
     const dn_op *last;            /* the op whose output the loss reads */
+    int adam;                     /* the optimizer is Adam or AdamW: <model>_adam_apply is emitted */
+    int fused_adam;               /* ... and no clipping: the kernels' variants with the update fused in,
+                                     and <model>_train_step_adam, are emitted (the runtime's only use) */
     int fused_head;               /* the training steps run last's forward, loss and input gradient as
                                      one kernel, <model>_head (last->head) */
     int randomized;               /* any op has dropout or noise (MC dropout is possible) */
