@@ -174,12 +174,15 @@ static void check_target_columns(vctx *v, const dn_ynode *map, const dn_yfield *
                        dd->n_target);
     if (!dd->values || !dnv_multilabel(v))
         return;
-    int units = v->s->layers[v->s->n_layers - 1].units, n = dd->n_target ? dd->n_target : 1;
-    if (n != units)
-        dn_diag_report(v->d, DN_ERROR, f[K_TARGET].value ? f[K_TARGET].value->loc : map->loc,
-                       "multi-label binary_cross_entropy with %d output units needs `target` to list %d columns "
-                       "(one 0/1 label each), got %d",
-                       units, units, n);
+    int units = v->s->layers[v->s->n_layers - 1].units;
+    if (!f[K_TARGET].value)
+        dn_diag_report(v->d, DN_ERROR, map->loc,
+                       "multi-label binary_cross_entropy with %d output units needs `target` listing %d columns "
+                       "(one 0/1 label each); without it the target is the last column alone", units, units);
+    else if (dd->n_target != units)
+        dn_diag_report(v->d, DN_ERROR, f[K_TARGET].value->loc,
+                       "multi-label binary_cross_entropy with %d output units needs `target` listing %d columns "
+                       "(one 0/1 label each), got %d", units, units, dd->n_target);
 }
 
 void dnv_check_data(vctx *v, const dn_ynode *n) {
