@@ -149,6 +149,7 @@ static void fixture_open(fixture *fx, const char *path) {
         exit(2);
     }
     fx->n = yt ? (int)(yt->nbytes / 8) : (int)(tt->nbytes / 4 / (size_t)M->n_outputs);
+    fx->t = NULL;
     if (tt) { /* value targets: labels stay 0 */
         fx->t = probe_alloc((size_t)fx->n * (size_t)M->n_outputs * sizeof(float));
         copy_f32(fx->t, need(fx->f, "t", "F32", (size_t)fx->n * (size_t)M->n_outputs));
