@@ -12,6 +12,7 @@
 #include "dn_train.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,8 +57,32 @@ static int dn_ds_load_table(const dn_data_spec *d, const char *path, const char 
     return dn_csv_table_load(path, &d->csv, t, err);
 }
 
+/* A multi-label model's targets in table t (from path, columns from spec d)
+ * are each 0 or 1; else an error naming the first other value's row
+ * (1-based, among the data rows) and target column. */
+static int dn_ds_check_labels(const dn_data_spec *d, const dn_table *t, const char *path, char *err) {
+    const size_t k = t->targets;
+    for (size_t i = 0; i < (size_t)t->n * k; i++) {
+        float v = t->t[i];
+        if (v == 0.0f || v == 1.0f)
+            continue;
+        size_t col = i % k;
+        const char *name = d && d->format == DN_DATA_CSV && (int)col < d->csv.n_target ? d->csv.target[col] : NULL;
+        char what[160];
+        if (name)
+            snprintf(what, sizeof what, "target column %zu ('%.100s')", col + 1, name);
+        else
+            snprintf(what, sizeof what, "target column %zu", col + 1);
+        dn_errf(err, "%s: row %zu, %s: %g, but multi-label binary_cross_entropy takes targets 0 and 1", path,
+                i / k + 1, what, (double)v);
+        return -1;
+    }
+    return 0;
+}
+
 /* Checks that table t (from path) fits model m: as many features as the
- * input, labels within the outputs or as many targets as outputs. */
+ * input, labels within the outputs or as many targets as outputs (0 or 1
+ * each for a multi-label model). */
 static int dn_ds_check(const dn_model *m, const dn_table *t, const char *path, char *err) {
     if (t->features != (uint32_t)m->n_inputs) {
         dn_errf(err, "%s: %u features per row, but the network's input takes %d (spec `input:`)", path,
@@ -78,7 +103,12 @@ static int dn_ds_check(const dn_model *m, const dn_table *t, const char *path, c
                 m->n_outputs);
         return -1;
     }
-    return 0;
+    if (m->multilabel && t->targets == 0) {
+        dn_errf(err, "%s: class labels, but a multi-label network takes %d target values 0 or 1 per row", path,
+                m->n_outputs);
+        return -1;
+    }
+    return m->multilabel ? dn_ds_check_labels(m->defaults.data, t, path, err) : 0;
 }
 
 /* Splits the train table's rows into fit and held (the test rows). */

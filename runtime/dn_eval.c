@@ -62,6 +62,13 @@ void dn_eval_dataset(const dn_model *m, const float *params, void *ws, const dn_
     }
     double loss_sum = 0;
     int64_t hits = 0;
+    /* multi-label: the batch's 0/1 targets */
+    float *t = m->multilabel ? malloc((size_t)batch * (size_t)m->n_outputs * sizeof *t) : NULL;
+    if (m->multilabel && !t) {
+        fprintf(stderr, "out of memory\n");
+        *loss = *acc = NAN;
+        return;
+    }
 #ifdef DN_MPI
     /* Under MPI the batches go round the processes; each batch's sums come
      * back to all (dn_mpi_sum_disjoint: exact) and are added in batch order,
@@ -70,6 +77,7 @@ void dn_eval_dataset(const dn_model *m, const float *params, void *ws, const dn_
     double *per = calloc(2 * nb + 1, sizeof(double));
     if (!per) {
         fprintf(stderr, "out of memory\n");
+        free(t);
         dn_mpi_abort(DN_EXIT_FAIL);
         return;
     }
@@ -84,7 +92,9 @@ void dn_eval_dataset(const dn_model *m, const float *params, void *ws, const dn_
 #endif
         dn_dataset_gather(ds, order + start, rows, m->defaults.norm_mean, m->defaults.norm_std,
                           x, y);
-        dn_batch b = {.n = rows, .x = x, .y = y};
+        dn_batch b = {.n = rows, .x = x, .y = y, .t = t};
+        if (t)
+            dn_data_gather_targets(ds, order + start, rows, t);
         int correct = 0;
 #ifdef DN_MPI
         per[2 * k] = m->eval(params, ws, &b, NULL, &correct);
@@ -102,6 +112,7 @@ void dn_eval_dataset(const dn_model *m, const float *params, void *ws, const dn_
     }
     free(per);
 #endif
+    free(t);
     *loss = n ? loss_sum / n : 0.0;
     *acc = n ? (double)hits / n : 0.0;
 }
@@ -292,6 +303,11 @@ static void dn_ev_plain(const dn_model *m, const dn_dataset *ds, int batch, dn_e
 
 int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
     char err[DN_ERR_MAX], warn[DN_ERR_MAX];
+    if (o->mc && m->multilabel) { /* its sums score one label per row */
+        fprintf(stderr, "%s: eval --mc: MC dropout evaluation of a multi-label model is not supported; "
+                "evaluate without --mc\n", o->prog);
+        return DN_EXIT_USAGE;
+    }
     dn_apply_threads(o->threads);
     int batch = o->batch_size_given ? o->batch_size : dn_eval_rows(m, 1);
     dn_dataset ds;
@@ -432,6 +448,11 @@ static void dn_ev_fill_batch(const dn_model *m, dn_ev_grad *g, uint64_t seed) {
     if (m->regression) { /* targets uniform in [-1, 1) from a=2 */
         for (int i = 0; i < DN_EV_GRAD_ROWS * m->n_outputs; i++)
             g->t[i] = (float)(2.0 * dn_u32_to_unit(dn_rand_u32(seed, DN_RNG_TEST, 2, 0, 0, (uint32_t)i)) - 1.0);
+        b.t = g->t;
+    }
+    if (m->multilabel) { /* targets 0 or 1 from the top bit of a=2 */
+        for (int i = 0; i < DN_EV_GRAD_ROWS * m->n_outputs; i++)
+            g->t[i] = (float)(dn_rand_u32(seed, DN_RNG_TEST, 2, 0, 0, (uint32_t)i) >> 31);
         b.t = g->t;
     }
     g->batch = b;

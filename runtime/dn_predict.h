@@ -90,8 +90,11 @@ void dn_pr_gather(const dn_infer_model *m, const dn_pr_input *in, int normalize,
 static inline int dn_pr_classifier(const dn_infer_model *m) { return m->loss != DN_MODEL_LOSS_MSE; }
 
 /* The values a line ranks: the classes (2 for binary cross-entropy, whose
- * one output is the probability of class 1) or the outputs. */
-static inline int dn_pr_listed(const dn_infer_model *m) { return m->loss == DN_MODEL_LOSS_BCE ? 2 : m->n_outputs; }
+ * one output is the probability of class 1) or the outputs (a multi-label
+ * model's line lists all of them, each the probability of its label). */
+static inline int dn_pr_listed(const dn_infer_model *m) {
+    return m->loss == DN_MODEL_LOSS_BCE && !m->multilabel ? 2 : m->n_outputs;
+}
 
 /* The CSV header line (--format csv). */
 void dn_pr_csv_header(const dn_infer_model *m, const dn_pr_opts *o, FILE *out);

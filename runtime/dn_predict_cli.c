@@ -189,6 +189,11 @@ static int dn_pr_check_options(const dn_infer_model *m, const dn_pr_opts *o) {
                 o->prog);
         return DN_PR_EXIT_USAGE;
     }
+    if (o->top > 1 && m->multilabel) {
+        fprintf(stderr, "%s: --top: a multi-label model's line lists every label's probability already\n",
+                o->prog);
+        return DN_PR_EXIT_USAGE;
+    }
     if (o->seed_given && !o->mc) {
         fprintf(stderr, "%s: --seed needs --mc N (it seeds the MC dropout masks)\n", o->prog);
         return DN_PR_EXIT_USAGE;
@@ -234,7 +239,7 @@ static void dn_pr_help_options(const dn_infer_model *m, const char *prog, FILE *
             "Reads the samples in INPUT (a file; '-' or none: standard input) and prints\n"
             "one line per sample.\n\n",
             prog, m->name, m->n_inputs, dn_pr_listed(m),
-            ce ? "classes" : "raw outputs, mse", m->dngen_version,
+            m->multilabel ? "labels, multi-label" : ce ? "classes" : "raw outputs, mse", m->dngen_version,
             m->spec_hash, m->weights_hash);
     fprintf(out,
             "Options:\n"
@@ -307,16 +312,17 @@ static void dn_pr_help_outputs(int ce, FILE *out) {
     fputs("  The --top K list replaces the single result when K > 1.\n\n", out);
 }
 
-/* What --mc computes, and the exit statuses. */
-static void dn_pr_help_mc_and_exit(int ce, FILE *out) {
-    if (ce)
+/* What --mc computes (unless multi-label: dn_pr_help_multilabel said it),
+ * and the exit statuses. */
+static void dn_pr_help_mc_and_exit(int ce, int multilabel, FILE *out) {
+    if (!multilabel && ce)
         fputs("MC dropout (--mc N): passes p = 0..N-1 run with dropout on, masks drawn from\n"
               "(S, p) and each sample's row within its batch (so results depend on S and\n"
               "--batch). The prediction is the mean of the N probability vectors; entropy\n"
               "is -sum p ln p of that mean (nats); std is the standard deviation over the\n"
               "passes (divided by N) of the predicted class's probability.\n\n",
               out);
-    else
+    else if (!multilabel)
         fputs("MC dropout (--mc N): passes p = 0..N-1 run with dropout on, masks drawn from\n"
               "(S, p) and each sample's row within its batch (so results depend on S and\n"
               "--batch). The prediction is the mean of the N output vectors; std is the\n"
@@ -331,12 +337,33 @@ static void dn_pr_help_mc_and_exit(int ce, FILE *out) {
           out);
 }
 
+/* A multi-label model's output formats (--top does not apply). */
+static void dn_pr_help_multilabel(FILE *out) {
+    fputs("Output (samples counted from 0; one probability per label; 'labels' lists\n"
+          "those above 0.5, the labels predicted 1):\n"
+          "  text  0: labels 0,2 p=0.9123 0.0456 0.8812 (labels none when no label is)\n"
+          "        --mc: the line ends with ' std=S0 S1 S2'\n"
+          "  csv   header index,labels,p_0,p_1,...[,std_0,std_1,...]\n"
+          "        then 0,0;2,0.912300,0.045600,0.881200 (6 decimals)\n"
+          "  json  one object per line:\n"
+          "        {\"index\":0,\"labels\":[0,2],\"probabilities\":[0.912300,...],\"std\":[...]}\n"
+          "  --top does not apply: every label's probability is listed.\n\n"
+          "MC dropout (--mc N): passes p = 0..N-1 run with dropout on, masks drawn from\n"
+          "(S, p) and each sample's row within its batch (so results depend on S and\n"
+          "--batch). The prediction is the mean of the N probability vectors; std is\n"
+          "the standard deviation over the passes (divided by N) of each probability.\n\n",
+          out);
+}
+
 void dn_pr_print_help(const dn_infer_model *m, const char *prog, FILE *out) {
     int ce = dn_pr_classifier(m);
     dn_pr_help_options(m, prog, out);
     dn_pr_help_inputs(m, out);
-    dn_pr_help_outputs(ce, out);
-    dn_pr_help_mc_and_exit(ce, out);
+    if (m->multilabel)
+        dn_pr_help_multilabel(out);
+    else
+        dn_pr_help_outputs(ce, out);
+    dn_pr_help_mc_and_exit(ce, m->multilabel, out);
 }
 
 void dn_pr_print_version(const dn_infer_model *m, FILE *out) {

@@ -89,6 +89,15 @@ static double dn_pr_entropy(const double *v, int n) {
 }
 
 void dn_pr_csv_header(const dn_infer_model *m, const dn_pr_opts *o, FILE *out) {
+    if (m->multilabel) { /* index,labels,p_0,...,p_{K-1}[,std_0,...] */
+        fputs("index,labels", out);
+        for (int j = 0; j < m->n_outputs; j++)
+            fprintf(out, ",p_%d", j);
+        for (int j = 0; o->mc && j < m->n_outputs; j++)
+            fprintf(out, ",std_%d", j);
+        fputc('\n', out);
+        return;
+    }
     int ce = dn_pr_classifier(m);
     const char *cls = ce ? "class" : "output", *val = ce ? "probability" : "value";
     fprintf(out, "index,%s,%s", cls, val);
@@ -175,8 +184,78 @@ static void dn_pr_emit_json(FILE *out, size_t sample, const dn_pr_line *l) {
     fputc('}', out);
 }
 
+/* The labels predicted 1 (probability above 0.5), joined by sep ("none"
+ * in text when there is none). */
+static void dn_pr_labels(FILE *out, const double *v, int k, const char *sep, int text) {
+    int any = 0;
+    for (int j = 0; j < k; j++)
+        if (v[j] > 0.5) {
+            fprintf(out, "%s%d", any ? sep : "", j);
+            any = 1;
+        }
+    if (!any && text)
+        fputs("none", out);
+}
+
+/* The standard deviation over `mc` passes from the sum of squared
+ * deviations m2. */
+static double dn_pr_sd(double m2, int mc) {
+    double var = m2 / mc;
+    return var > 0 ? sqrt(var) : (isnan(var) ? NAN : 0.0);
+}
+
+/* The k values v[j] (prec decimals; with mc > 0, the standard deviations
+ * dn_pr_sd(v[j], mc) instead), `first` before them and sep between. */
+static void dn_pr_values(FILE *out, const double *v, int k, int mc, int prec, int json, const char *first,
+                         const char *sep) {
+    for (int j = 0; j < k; j++) {
+        fputs(j ? sep : first, out);
+        dn_pr_num(out, mc ? dn_pr_sd(v[j], mc) : v[j], prec, json);
+    }
+}
+
+/* A multi-label model's line: every label's probability v[j] and the labels
+ * predicted 1 (probability above 0.5); with --mc, each probability's
+ * standard deviation over the passes (m2[j]: sums of squared deviations).
+ *   text  "0: labels 0,2 p=0.9123 0.0456 0.8812[ std=S0 S1 S2]"
+ *   csv   "0,0;2,0.912300,0.045600,0.881200[,S0,S1,S2]"
+ *   json  {"index":0,"labels":[0,2],"probabilities":[...][,"std":[...]]} */
+static void dn_pr_emit_multilabel(const dn_infer_model *m, const dn_pr_opts *o, FILE *out, size_t sample,
+                                  const double *v, const double *m2) {
+    const int k = m->n_outputs;
+    if (o->format == DN_PR_OUT_TEXT) {
+        fprintf(out, "%zu: labels ", sample);
+        dn_pr_labels(out, v, k, ",", 1);
+        dn_pr_values(out, v, k, 0, 4, 0, " p=", " ");
+        if (o->mc)
+            dn_pr_values(out, m2, k, o->mc, 4, 0, " std=", " ");
+    } else if (o->format == DN_PR_OUT_JSON) {
+        fprintf(out, "{\"index\":%zu,\"labels\":[", sample);
+        dn_pr_labels(out, v, k, ",", 0);
+        fputc(']', out);
+        dn_pr_values(out, v, k, 0, 6, 1, ",\"probabilities\":[", ",");
+        fputc(']', out);
+        if (o->mc) {
+            dn_pr_values(out, m2, k, o->mc, 6, 1, ",\"std\":[", ",");
+            fputc(']', out);
+        }
+        fputc('}', out);
+    } else {
+        fprintf(out, "%zu,", sample);
+        dn_pr_labels(out, v, k, ";", 0);
+        dn_pr_values(out, v, k, 0, 6, 0, ",", ",");
+        if (o->mc)
+            dn_pr_values(out, m2, k, o->mc, 6, 0, ",", ",");
+    }
+    fputc('\n', out);
+}
+
 void dn_pr_emit(const dn_infer_model *m, const dn_pr_opts *o, FILE *out, size_t sample,
                 const double *v, const double *m2, int *rank) {
+    if (m->multilabel) {
+        dn_pr_emit_multilabel(m, o, out, sample, v, m2);
+        return;
+    }
     double two[2], two_m2[2]; /* binary cross-entropy: classes 0 and 1 from the probability of 1 */
     if (m->loss == DN_MODEL_LOSS_BCE) {
         two[0] = 1.0 - v[0], two[1] = v[0];

@@ -619,7 +619,8 @@ typedef struct {
     int n;              /* rows in this batch: 1..max_batch given to workspace_size */
     const float *x;     /* [n, n_inputs] normalized inputs */
     const int32_t *y;   /* [n] class labels in [0, classes): dn_model_classes */
-    const float *t;     /* [n, n_outputs] real-valued targets (models with regression set), else NULL */
+    const float *t;     /* [n, n_outputs] real-valued targets (models with regression or multilabel
+                           set: dn_model_targets), else NULL */
     uint64_t seed;      /* dropout masks are a pure function of (seed, step, slot, row, unit) */
     uint64_t step;      /* 0-based optimizer step */
     int mc_dropout;     /* eval only: keep dropout on (MC dropout), masks from (seed, step) */
@@ -673,6 +674,9 @@ typedef struct dn_model {
     int loss;                     /* DN_MODEL_LOSS_CE, _MSE or _BCE */
     int regression;               /* mse against real-valued targets (dn_batch.t), not class labels:
                                      reported as RMSE, MAE and R^2 instead of accuracy */
+    int multilabel;               /* binary cross-entropy on each of n_outputs >= 2 sigmoid units
+                                     against 0/1 targets (dn_batch.t), not class labels: reported
+                                     as loss and exact-match accuracy (every label right) */
     dn_defaults defaults;
 
     /* Bytes of scratch memory needed for batches of up to max_batch rows.
@@ -725,6 +729,10 @@ size_t dn_model_param_count(const dn_model *m);
  * one output. */
 DN_INLINE int dn_model_classes(const dn_model *m) { return m->loss == DN_MODEL_LOSS_BCE ? 2 : m->n_outputs; }
 
+/* Whether m's batches carry target values (dn_batch.t, dn_data_gather_targets)
+ * rather than class labels: regression and multi-label models. */
+DN_INLINE int dn_model_targets(const dn_model *m) { return m->regression || m->multilabel; }
+
 /* Elements of all its tensors, state included (what a checkpoint holds). */
 size_t dn_model_tensor_count(const dn_model *m);
 
@@ -753,6 +761,8 @@ typedef struct dn_infer_model {
                                    instead; NULL: pixels as above */
     int n_class_names;          /* the class names (n_outputs of them), or 0: class numbers */
     const char *const *class_names;
+    int multilabel;             /* BCE on n_outputs >= 2 units: each output the probability of
+                                   its own label, 0 or 1 */
 } dn_infer_model;
 
 /* The inference CLI of generated predict programs. Returns the exit status. */

@@ -69,7 +69,7 @@ typedef struct {
     double lr;                  /* the lr of the last step taken */
     float *best;                /* --early-stopping: weights of the best epoch */
     int32_t *y;
-    float *t;                   /* regression: the batch's targets */
+    float *t;                   /* regression and multi-label: the batch's targets */
     uint32_t *perm;             /* this epoch's order of the trained samples */
     uint32_t *test_order;
     void *ws;
@@ -207,7 +207,7 @@ static int dn_tr_alloc(dn_tr_run *r) {
     r->best = r->o->patience ? dn_alloc_aligned(pbytes) : NULL;
     r->x = dn_alloc_aligned((size_t)rows * (size_t)m->n_inputs * sizeof(float));
     r->y = dn_alloc_aligned((size_t)rows * sizeof(int32_t));
-    r->t = m->regression ? dn_alloc_aligned((size_t)rows * (size_t)m->n_outputs * sizeof(float)) : NULL;
+    r->t = dn_model_targets(m) ? dn_alloc_aligned((size_t)rows * (size_t)m->n_outputs * sizeof(float)) : NULL;
     r->perm = dn_identity_order(r->split.n_fit);
     r->test_order = r->has_test ? dn_identity_order(r->test.n) : NULL;
     r->ws = dn_alloc_aligned(m->workspace_size(rows));
@@ -220,7 +220,7 @@ static int dn_tr_alloc(dn_tr_run *r) {
 #endif
     if (!r->params || (!fused && !r->grads) || !r->ob.b[0] || !r->ob.b[1] || (third && !r->ob.b[2]) || !r->x ||
         !r->y || !r->perm || (r->o->patience && !r->best) || (r->has_test && !r->test_order) || !r->ws ||
-        (m->regression && !r->t)) {
+        (dn_model_targets(m) && !r->t)) {
         fprintf(stderr, "%s: out of memory\n", r->o->prog);
         return DN_EXIT_FAIL;
     }
@@ -512,7 +512,7 @@ static int dn_tr_step(dn_tr_run *r, dn_train_state *st) {
                       m->defaults.norm_std, r->x, r->y);
     dn_batch b = {.n = hi - lo, .x = r->x, .y = r->y, .seed = st->seed, .step = (uint64_t)st->step,
                   .row0 = lo, .n_total = rows};
-    if (m->regression) {
+    if (dn_model_targets(m)) {
         dn_data_gather_targets(&r->train, r->perm + start + lo, hi - lo, r->t);
         b.t = r->t;
     }

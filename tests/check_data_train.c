@@ -395,6 +395,157 @@ START_TEST(test_predictor_names_and_scaling) {
 }
 END_TEST
 
+/* ---- multi-label binary cross-entropy ------------------------------------------ */
+
+static const char *const spec_ml =
+    "name: ml\n"
+    "input: 4\n"
+    "layers:\n"
+    "  - {name: fc1, units: 24, activation: relu, dropout: 0.1}\n"
+    "  - {name: out, units: 3, activation: sigmoid}\n"
+    "train: {batch_size: 16, epochs: 30, seed: 4, loss: binary_cross_entropy, optimizer: {type: adam, lr: 0.01}}\n"
+    "data: {format: csv, train: ml.csv, test: mlt.csv, header: true, target: [a, b, c], normalize: standard}\n";
+
+/* The features of row i of the multi-label problem (four, on different
+ * scales) and its labels: a = f0 > 0, b = f1 + f2 > 0, c = f3 < -0.2 (on
+ * the [-1, 1] scale before scaling). */
+static void ml_row(uint64_t *s, double f[4], int lab[3]) {
+    double u[4];
+    for (int k = 0; k < 4; k++)
+        u[k] = lcg(s);
+    f[0] = 100 + 20 * u[0], f[1] = 0.01 * u[1], f[2] = 0.01 * u[2], f[3] = 3 * u[3];
+    lab[0] = u[0] > 0, lab[1] = u[1] + u[2] > 0, lab[2] = u[3] < -0.2;
+}
+
+/* Writes n rows "f0,f1,f2,f3,a,b,c" (with labels) or, for the predictor,
+ * the features alone; the labels of each row into lab[3 * i ..] when
+ * lab != NULL. */
+static void write_ml(const char *path, int n, unsigned seed, int with_labels, int *lab) {
+    uint64_t s = seed;
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, with_labels ? "f0,f1,f2,f3,a,b,c\n" : "f0,f1,f2,f3\n");
+    for (int i = 0; i < n; i++) {
+        double x[4];
+        int l[3];
+        ml_row(&s, x, l);
+        fprintf(f, "%.5f,%.7f,%.7f,%.5f", x[0], x[1], x[2], x[3]);
+        if (with_labels)
+            fprintf(f, ",%d,%d,%d", l[0], l[1], l[2]);
+        fprintf(f, "\n");
+        if (lab)
+            memcpy(lab + 3 * i, l, sizeof l);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Three 0/1 target columns and a sigmoid layer of 3 units: the trainer
+ * learns the rule (exact-match accuracy, every label right, reported as
+ * train_acc / test_acc), is bit-reproducible across thread counts, and
+ * eval's test_loss and test_acc are the definitions (mean over rows and
+ * labels of -t ln p - (1 - t) ln(1 - p); the share of rows whose three
+ * labels are all p > 0.5 exactly when t = 1) computed here from the
+ * predictor's probabilities, three per row. */
+START_TEST(test_multilabel_trains) {
+    setup();
+    enum { NT = 120 };
+    char path[4200], cmd[8800];
+    static int lab[3 * NT];
+    snprintf(path, sizeof path, "%s/ml.csv", dir);
+    write_ml(path, 600, 41, 1, NULL);
+    snprintf(path, sizeof path, "%s/mlt.csv", dir);
+    write_ml(path, NT, 42, 1, lab);
+    snprintf(path, sizeof path, "%s/mltx.csv", dir);
+    write_ml(path, NT, 42, 0, NULL);
+    snprintf(path, sizeof path, "%s/ml.yaml", dir);
+    tu_write(path, spec_ml);
+    ck_assert_int_eq(tu_build_trainer(path, dir, "ml", "", ""), 0);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./ml gradcheck 2>&1", dir);
+    free(tu_expect_run(0, cmd));
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./ml train --threads 2 --save m2.safetensors --metrics ml.metrics 2>&1", dir);
+    char *out = tu_expect_run(0, cmd);
+    double acc = tu_last_test_acc(out);
+    ck_assert_msg(acc >= 0.9, "exact-match test_acc %g after 30 epochs:\n%s", acc, out);
+    ck_assert_msg(strstr(out, "train_acc ") && !strstr(out, "rmse"), "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/ml.metrics", dir);
+    char *metrics = tu_read(path, NULL);
+    ck_assert_ptr_nonnull(metrics);
+    ck_assert_msg(strncmp(metrics, "epoch,step,train_loss,train_acc,test_loss,test_acc,", 51) == 0, "%s", metrics);
+    free(metrics);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./ml train --threads 1 --save m1.safetensors --quiet 2>&1", dir);
+    free(tu_expect_run(0, cmd));
+    ck_assert_msg(tu_same_files(dir, "m1.safetensors", "m2.safetensors"), "weights differ between 1 and 2 threads");
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./ml eval --weights m2.safetensors 2>&1", dir);
+    char *ev = tu_expect_run(0, cmd);
+    double ev_loss = last_value(ev, "test_loss"), ev_acc = last_value(ev, "test_acc");
+    ck_assert_msg(fabs(ev_acc - acc) < 1e-9, "eval:\n%s\ntrain's last test_acc %g", ev, acc);
+    /* the predictor: index,labels,p_0,p_1,p_2 per row */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' ml.yaml --inference --weights m2.safetensors -o ml_pred.c 2>&1 && "
+             "'%s' -std=c11 -O1 -Wall -Wextra -Werror -Wno-unused-function ml_pred.c -o ml_pred -lz -lm 2>&1 && "
+             "./ml_pred mltx.csv --format csv 2>&1",
+             dir, DNGEN_EXE, DNGEN_CC);
+    char *pred = tu_expect_run(0, cmd);
+    ck_assert_msg(strncmp(pred, "index,labels,p_0,p_1,p_2\n", 25) == 0, "%s", pred);
+    const char *line = strchr(pred, '\n') + 1;
+    double loss = 0;
+    int right = 0;
+    for (int i = 0; i < NT; i++) {
+        double p[3];
+        ck_assert_int_eq((int)strtol(line, NULL, 10), i);
+        const char *labels = strchr(line, ','), *probs = labels ? strchr(labels + 1, ',') : NULL; /* labels: 0;2 */
+        ck_assert_msg(probs != NULL, "line %d: %.60s", i, line);
+        ck_assert_int_eq(sscanf(probs, ",%lf,%lf,%lf", &p[0], &p[1], &p[2]), 3);
+        int all = 1;
+        for (int j = 0; j < 3; j++) {
+            int t = lab[3 * i + j];
+            double q = t ? p[j] : 1 - p[j];
+            loss -= log(q > 1e-6 ? q : 1e-6);
+            all &= (p[j] > 0.5) == t;
+        }
+        right += all;
+        line = strchr(line, '\n');
+        ck_assert_ptr_nonnull(line);
+        line++;
+    }
+    ck_assert_str_eq(line, ""); /* one line per row */
+    loss /= 3.0 * NT;
+    ck_assert_msg(fabs(ev_acc - (double)right / NT) < 5.1e-5, "eval test_acc %g, from the probabilities %g", ev_acc, /* 4 decimals */
+                  (double)right / NT);
+    ck_assert_msg(fabs(ev_loss - loss) < 2e-4 + 1e-2 * loss, "eval test_loss %g, from the probabilities %g", ev_loss,
+                  loss);
+    free(pred);
+    free(ev);
+}
+END_TEST
+
+/* A target other than 0 or 1 is an error naming the file, row and column;
+ * MC-dropout eval is refused (its sums score one label per row). */
+START_TEST(test_multilabel_errors) {
+    setup();
+    char path[4200], cmd[8800];
+    snprintf(path, sizeof path, "%s/ml.yaml", dir);
+    tu_write(path, spec_ml);
+    ck_assert_int_eq(tu_build_trainer(path, dir, "ml", "", ""), 0);
+    snprintf(path, sizeof path, "%s/mlbad.csv", dir);
+    tu_write(path, "f0,f1,f2,f3,a,b,c\n1,2,3,4,0,1,1\n1,2,3,4,1,0.5,0\n");
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./ml train --train mlbad.csv --test mlbad.csv 2>&1", dir);
+    char *out = tu_expect_run(3, cmd);
+    ck_assert_msg(strstr(out, "ml: mlbad.csv: row 2, target column 2 ('b'): 0.5, but multi-label "
+                              "binary_cross_entropy takes targets 0 and 1\n"), "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/mlok.csv", dir);
+    tu_write(path, "f0,f1,f2,f3,a,b,c\n1,2,3,4,0,1,1\n1,2,3,4,1,0,0\n");
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./ml train --train mlok.csv --test mlok.csv --epochs 1 --quiet "
+                              "--save mlok.safetensors 2>&1 && ./ml eval --test mlok.csv --weights mlok.safetensors --mc 4 2>&1",
+             dir);
+    out = tu_expect_run(2, cmd);
+    ck_assert_msg(strstr(out, "not supported"), "%s", out);
+    free(out);
+}
+END_TEST
+
 static Suite *data_train_suite(void) {
     Suite *s = suite_create("check_data_train");
     TCase *tc = tcase_create("trainers");
@@ -405,6 +556,8 @@ static Suite *data_train_suite(void) {
     tcase_add_test(tc, test_regression_trains);
     tcase_add_test(tc, test_regression_r2_definition);
     tcase_add_test(tc, test_predictor_names_and_scaling);
+    tcase_add_test(tc, test_multilabel_trains);
+    tcase_add_test(tc, test_multilabel_errors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -104,7 +104,7 @@ static const char *const fixture_cases[] = {"small_ce",    "small_mse",   "small
                                             "small_noise", "small_bn",    "small_bn_out", "seed_mlp",
                                             "small_conv1", "small_conv2", "small_conv3", "small_conv4",
                                             "small_sgd",   "small_rmsprop", "small_clip", "small_clip_sgd",
-                                            "small_act",   "small_act_conv", "small_bce"};
+                                            "small_act",   "small_act_conv", "small_bce",  "small_mlbce"};
 #define N_FIXTURES ((int)(sizeof fixture_cases / sizeof fixture_cases[0]))
 
 /* Forward (eval), train-mode loss and every gradient, with dngen's dropout
@@ -264,6 +264,19 @@ static const char *const gradcheck_specs[] = {
     "  - {units: 17, activation: {type: elu, alpha: 0.7}}\n"
     "  - {units: 1, activation: sigmoid}\n"
     "train: {loss: binary_cross_entropy}\n",
+    /* multi-label binary cross-entropy (random 0/1 targets per output):
+     * after batch norm (g11), and in the fused head with 11 labels, a tile
+     * remainder (g12) */
+    "name: g11\ninput: {size: 9, dropout: 0.1}\nlayers:\n"
+    "  - {units: 14, activation: tanh, dropout: 0.2}\n"
+    "  - {units: 5, activation: sigmoid, batchnorm: true}\n"
+    "train: {loss: binary_cross_entropy}\n"
+    "data: {format: npy, train: x.npy, train_y: t.npy}\n",
+    "name: g12\ninput: 6\nlayers:\n"
+    "  - {units: 13, activation: relu}\n"
+    "  - {units: 11, activation: sigmoid}\n"
+    "train: {loss: binary_cross_entropy}\n"
+    "data: {format: npy, train: x.npy, train_y: t.npy}\n",
 };
 
 /* The trainer's own `gradcheck` (central differences with the dropout masks

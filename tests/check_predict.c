@@ -123,13 +123,13 @@ static void t_predict_mse(void *ws, const float *x, int n, float *out, int mc, u
 
 static const dn_infer_model toy = {"toy", "9.9.9", "0123456789abcdef", "fedcba9876543210",
                                    NI, NO, DN_MODEL_LOSS_CE, 1, T_MEAN, T_STD,
-                                   t_ws_size, t_predict_ce, NULL, NULL, 0, NULL};
+                                   t_ws_size, t_predict_ce, NULL, NULL, 0, NULL, 0};
 static const dn_infer_model toy_nodrop = {"toy", "9.9.9", "0123456789abcdef", "fedcba9876543210",
                                           NI, NO, DN_MODEL_LOSS_CE, 0, T_MEAN, T_STD,
-                                          t_ws_size, t_predict_ce, NULL, NULL, 0, NULL};
+                                          t_ws_size, t_predict_ce, NULL, NULL, 0, NULL, 0};
 static const dn_infer_model toy_mse = {"toy", "9.9.9", "0123456789abcdef", "fedcba9876543210",
                                        NI, NO, DN_MODEL_LOSS_MSE, 1, T_MEAN, T_STD,
-                                       t_ws_size, t_predict_mse, NULL, NULL, 0, NULL};
+                                       t_ws_size, t_predict_mse, NULL, NULL, 0, NULL, 0};
 
 /* ---- files ------------------------------------------------------------------------ */
 

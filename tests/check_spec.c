@@ -300,12 +300,29 @@ static const spec_case cases[] = {
     {"bce_softmax", V "train: {loss: binary_cross_entropy}\n",
      "t.yaml:5:28: error: loss binary_cross_entropy needs a sigmoid output layer, got activation 'softmax'\n"
      "t.yaml:6:15: note: loss is set to binary_cross_entropy here\n"
-     "t.yaml:5:13: error: loss binary_cross_entropy needs 1 output unit (labels 0 and 1), got 2; multi-label "
-     "targets are not supported yet\n"},
-    {"bce_two_units", H LAY("units: 3, activation: relu", "units: 2, activation: sigmoid")
+     "t.yaml:5:13: error: loss binary_cross_entropy with 2 output units is multi-label: it needs csv or npy data "
+     "with 2 target columns of 0 and 1 (idx data has one label per image; 1 unit for labels 0 and 1)\n"},
+    /* multi-label: K target columns of csv or npy data */
+    {"bce_two_units_idx", H LAY("units: 3, activation: relu", "units: 2, activation: sigmoid")
      "train: {loss: binary_cross_entropy}\n",
-     "t.yaml:5:13: error: loss binary_cross_entropy needs 1 output unit (labels 0 and 1), got 2; multi-label "
-     "targets are not supported yet\n"},
+     "t.yaml:5:13: error: loss binary_cross_entropy with 2 output units is multi-label: it needs csv or npy data "
+     "with 2 target columns of 0 and 1 (idx data has one label per image; 1 unit for labels 0 and 1)\n"},
+    {"mlbce_target_count", H LAY("units: 3, activation: relu", "units: 2, activation: sigmoid")
+     "train: {loss: binary_cross_entropy}\ndata: {format: csv, train: a.csv, target: [a, b, c]}\n",
+     "t.yaml:7:43: error: multi-label binary_cross_entropy with 2 output units needs `target` listing 2 columns "
+     "(one 0/1 label each), got 3\n"},
+    {"mlbce_no_target", H LAY("units: 3, activation: relu", "units: 2, activation: sigmoid")
+     "train: {loss: binary_cross_entropy}\ndata: {format: csv, train: a.csv}\n",
+     "t.yaml:7:7: error: multi-label binary_cross_entropy with 2 output units needs `target` listing 2 columns "
+     "(one 0/1 label each); without it the target is the last column alone\n"},
+    {"mlbce_classes", H LAY("units: 3, activation: relu", "units: 2, activation: sigmoid")
+     "train: {loss: binary_cross_entropy}\ndata: {format: npy, train: a.npy, train_y: b.npy, targets: classes}\n",
+     "t.yaml:5:13: error: loss binary_cross_entropy with 2 output units is multi-label: its targets are 2 values "
+     "0 or 1 per row, not class labels (drop targets: classes)\n"},
+    {"bce_one_unit_values", H LAY("units: 3, activation: relu", "units: 1, activation: sigmoid")
+     "train: {loss: binary_cross_entropy}\ndata: {format: csv, train: a.csv, targets: values}\n",
+     "t.yaml:7:44: error: targets: values needs loss mse (or binary_cross_entropy with 2 or more sigmoid units: "
+     "multi-label)\n"},
 
     /* train */
     {"train_scalar", V "train: fast\n", "t.yaml:6:8: error: expected a mapping, got 'fast'\n"},
@@ -451,9 +468,11 @@ static const spec_case cases[] = {
     {"normalize_word", V "data: {format: csv, train: a.csv, normalize: zscore}\n",
      "t.yaml:6:46: error: unknown normalize 'zscore' (allowed: none, standard, minmax)\n"},
     {"classes_one_target", V "data: {format: csv, train: a.csv, target: [a, b]}\n",
-     "t.yaml:6:43: error: class labels come from one target column, got 2 (several need targets: values and loss mse)\n"},
+     "t.yaml:6:43: error: class labels come from one target column, got 2 (several need targets: values and loss "
+     "mse, or binary_cross_entropy with as many sigmoid units)\n"},
     {"values_need_mse", V "data: {format: csv, train: a.csv, targets: values}\n",
-     "t.yaml:6:44: error: targets: values needs loss mse\n"},
+     "t.yaml:6:44: error: targets: values needs loss mse (or binary_cross_entropy with 2 or more sigmoid units: "
+     "multi-label)\n"},
     {"data_dir_empty", V "data: {dir: ''}\n", "t.yaml:6:13: error: dir must not be empty\n"},
     {"data_dir_map", V "data: {dir: {a: b}}\n", "t.yaml:6:13: error: expected a scalar, got a mapping\n"},
     {"data_dir_nul", V "data: {dir: \"a\\0b\"}\n",
@@ -926,6 +945,19 @@ START_TEST(test_activation_forms) {
     ck_assert_double_eq(p.spec->layers[0].act_alpha, 1.0);
     ck_assert_int_eq(p.spec->train.loss, DN_LOSS_BINARY_CROSS_ENTROPY);
     ck_assert_double_eq(p.spec->train.label_smoothing, 0.0);
+    ck_assert_int_eq(p.spec->data.values, 0); /* one unit: labels 0 and 1 */
+    parsed_free(&p);
+    /* multi-label: 3 sigmoid units read 3 target columns as values by default */
+    parse_ok(&p, H LAY("units: 3, activation: elu", "units: 3, activation: sigmoid")
+                 "train: {loss: binary_cross_entropy}\n"
+                 "data: {format: csv, train: a.csv, target: [a, b, c]}\n");
+    ck_assert_int_eq(p.spec->data.values, 1);
+    ck_assert_int_eq(p.spec->data.n_target, 3);
+    parsed_free(&p);
+    parse_ok(&p, H LAY("units: 3, activation: elu", "units: 2, activation: sigmoid")
+                 "train: {loss: binary_cross_entropy}\n"
+                 "data: {format: npy, train: a.npy, train_y: b.npy}\n");
+    ck_assert_int_eq(p.spec->data.values, 1);
     parsed_free(&p);
 }
 END_TEST

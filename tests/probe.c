@@ -132,6 +132,7 @@ typedef struct {
     int n;
     float *params, *x, *want;
     int32_t *y;
+    float *t; /* multi-label fixtures: the 0/1 targets [n, n_outputs] ("t"), else NULL */
     void *ws;
     uint64_t seed, step;
 } fixture;
@@ -142,19 +143,24 @@ static void fixture_open(fixture *fx, const char *path) {
         fprintf(stderr, "probe: %s\n", err);
         exit(2);
     }
-    const dn_st_info *yt = dn_st_find(fx->f, "y");
-    if (!yt) {
-        fprintf(stderr, "probe: fixture has no 'y'\n");
+    const dn_st_info *yt = dn_st_find(fx->f, "y"), *tt = dn_st_find(fx->f, "t");
+    if (!yt && !tt) {
+        fprintf(stderr, "probe: fixture has neither 'y' nor 't'\n");
         exit(2);
     }
-    fx->n = (int)(yt->nbytes / 8);
+    fx->n = yt ? (int)(yt->nbytes / 8) : (int)(tt->nbytes / 4 / (size_t)M->n_outputs);
+    fx->t = NULL;
+    if (tt) { /* value targets: labels stay 0 */
+        fx->t = probe_alloc((size_t)fx->n * (size_t)M->n_outputs * sizeof(float));
+        copy_f32(fx->t, need(fx->f, "t", "F32", (size_t)fx->n * (size_t)M->n_outputs));
+    }
     fx->params = probe_alloc(M->n_params * sizeof(float));
     fx->want = probe_alloc(M->n_params * sizeof(float));
     fx->x = probe_alloc((size_t)fx->n * (size_t)M->n_inputs * sizeof(float));
     fx->y = probe_alloc((size_t)fx->n * sizeof(int32_t));
     fx->ws = probe_alloc(M->workspace_size(fx->n));
     copy_f32(fx->x, need(fx->f, "x", "F32", (size_t)fx->n * (size_t)M->n_inputs));
-    for (int i = 0; i < fx->n; i++) { /* safetensors promises no alignment */
+    for (int i = 0; yt && i < fx->n; i++) { /* safetensors promises no alignment */
         int64_t v;
         memcpy(&v, (const char *)yt->data + 8 * (size_t)i, sizeof v);
         fx->y[i] = (int32_t)v;
@@ -186,8 +192,9 @@ static float *tensor_of(const float *buf, int t) {
 }
 
 /* Expected eval output per row: softmax of the fixture's logits `name`
- * (cross-entropy models), the sigmoid of the one logit (binary
- * cross-entropy) or the logits themselves (mse with a linear output). */
+ * (cross-entropy models), the sigmoid of each logit (binary cross-entropy,
+ * one or, multi-label, several) or the logits themselves (mse with a
+ * linear output). */
 static void expected_outputs(const fixture *fx, const char *name, float *out) {
     size_t no = (size_t)M->n_outputs;
     const dn_st_info *lg = need(fx->f, name, "F32", (size_t)fx->n * no);
@@ -195,7 +202,7 @@ static void expected_outputs(const fixture *fx, const char *name, float *out) {
     for (int r = 0; r < fx->n; r++) {
         const float *zr = z + (size_t)r * no;
         if (M->loss == DN_MODEL_LOSS_BCE) {
-            out[r] = (float)(1.0 / (1.0 + exp(-(double)zr[0])));
+            for (size_t o = 0; o < no; o++) out[(size_t)r * no + o] = (float)(1.0 / (1.0 + exp(-(double)zr[o])));
             continue;
         }
         if (M->loss != DN_MODEL_LOSS_CE) {
@@ -218,7 +225,7 @@ static int check_eval(const fixture *fx) {
     size_t no = (size_t)M->n_outputs;
     float *got = probe_alloc((size_t)fx->n * no * sizeof(float));
     float *want = probe_alloc((size_t)fx->n * no * sizeof(float));
-    dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .seed = fx->seed, .step = fx->step, .mc_dropout = 0};
+    dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .t = fx->t, .seed = fx->seed, .step = fx->step, .mc_dropout = 0};
     load_params(fx, "init", 0, fx->params);
     float loss = (float)(M->eval(fx->params, fx->ws, &b, got, NULL) / fx->n);
     expected_outputs(fx, "eval.logits", want);
@@ -232,7 +239,7 @@ static int check_eval(const fixture *fx) {
 
 static int check_train(const fixture *fx) {
     float *grads = probe_alloc(M->n_params * sizeof(float));
-    dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .seed = fx->seed, .step = fx->step, .mc_dropout = 0};
+    dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .t = fx->t, .seed = fx->seed, .step = fx->step, .mc_dropout = 0};
     load_params(fx, "init", 0, fx->params);
     float loss = (float)(M->train_step(fx->params, grads, fx->ws, &b, NULL) / fx->n);
     float wl = scalar(fx, "train.loss");
@@ -304,7 +311,7 @@ static int run_optim10(const fixture *fx, int threads) {
     const float *wl = need(fx->f, "adam10.loss", "F32", 10)->data;
     int bad = 0;
     for (int t = 0; t < 10; t++) {
-        dn_batch bt = {.n = fx->n, .x = fx->x, .y = fx->y, .seed = fx->seed, .step = (uint64_t)t, .mc_dropout = 0};
+        dn_batch bt = {.n = fx->n, .x = fx->x, .y = fx->y, .t = fx->t, .seed = fx->seed, .step = (uint64_t)t, .mc_dropout = 0};
         float loss = (float)(M->train_step(fx->params, g, fx->ws, &bt, NULL) / fx->n);
         char what[64];
         snprintf(what, sizeof what, "step %d loss", t + 1);
@@ -353,7 +360,7 @@ static int check_adam(const fixture *fx) {
     const float *wl = lt->data;
     int bad = 0;
     for (int t = 0; t < 10; t++) {
-        dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .seed = fx->seed, .step = (uint64_t)t, .mc_dropout = 0};
+        dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .t = fx->t, .seed = fx->seed, .step = (uint64_t)t, .mc_dropout = 0};
         float loss = (float)(M->train_step(fx->params, g, fx->ws, &b, NULL) / fx->n);
         char what[64];
         snprintf(what, sizeof what, "adam step %d loss", t + 1);
@@ -367,7 +374,7 @@ static int check_adam(const fixture *fx) {
     memset(m, 0, n * sizeof(float));
     memset(v, 0, n * sizeof(float));
     for (int t = 0; t < 10; t++) {
-        dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .seed = fx->seed, .step = (uint64_t)t, .mc_dropout = 0};
+        dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .t = fx->t, .seed = fx->seed, .step = (uint64_t)t, .mc_dropout = 0};
         dn_adam_coef c;
         dn_adam_coefs(&cfg, t + 1, &c);
         M->train_step_adam(fx->params, m, v, &c, fx->ws, &b, NULL);
@@ -413,6 +420,7 @@ static int cmd_fixture(const char *path, int adam) {
     free(fx.want);
     free(fx.x);
     free(fx.y);
+    free(fx.t);
     free(fx.ws);
     return bad;
 }

@@ -9,7 +9,8 @@ For every case this writes, into the output directory (default tests/fixtures):
                        init), PyTorch state_dict names and layouts (W [out, in], b [out];
                        conv W [filters, c, kh, kw]); batch norm as
                        <layer>_bn.weight/bias/running_mean/running_var
-      x [n, in] F32 ([n, c, h, w] for an image input), y [n] I64
+      x [n, in] F32 ([n, c, h, w] for an image input), y [n] I64 (multi-label cases:
+                       t [n, K] F32, the 0/1 target of each output instead)
       eval.logits      [n, out] pre-activation output of the last layer (after its batch
                        norm, if any), eval mode: dropout off, batch norm on running stats
       eval.loss        [] mean loss over the batch, dropout off
@@ -426,9 +427,13 @@ class SpecNet(nn.Module):
 def loss_fn(spec, logits, output, y):
     """Mean loss over the batch: cross entropy on the logits (with the case's
     label_smoothing), binary cross entropy on the one logit (the stable
-    binary_cross_entropy_with_logits) against y in {0, 1}, or MSE against one-hot y."""
+    binary_cross_entropy_with_logits) against y in {0, 1}, multi-label binary cross
+    entropy (nn.BCEWithLogitsLoss: the mean over all n * K elements) against the 0/1
+    targets y [n, K], or MSE against one-hot y."""
     if spec["loss"] == "cross_entropy":
         return F.cross_entropy(logits, y, label_smoothing=spec.get("label_smoothing", 0.0))
+    if spec.get("multilabel"):
+        return nn.BCEWithLogitsLoss()(logits, y)
     if spec["loss"] == "binary_cross_entropy":
         return F.binary_cross_entropy_with_logits(logits[:, 0], y.to(logits.dtype))
     target = F.one_hot(y, num_classes=output.shape[1]).to(output.dtype)
@@ -707,6 +712,15 @@ CASES = {
         "loss": "binary_cross_entropy", "optimizer": _opt(wd=0.01), "n": 6, "seed": 33,
         "torch_seed": 33, "x_range": 1.0,
     },
+    "small_mlbce": {
+        "doc": "input dropout, tanh hidden layer with dropout, three sigmoid units with "
+               "multi-label binary cross entropy (BCEWithLogitsLoss) against 0/1 targets",
+        "input": 5, "input_dropout": 0.1,
+        "layers": [{"name": "fc1", "units": 7, "activation": "tanh", "dropout": 0.25},
+                   {"name": "out", "units": 3, "activation": "sigmoid", "dropout": 0.0}],
+        "loss": "binary_cross_entropy", "multilabel": True, "optimizer": _opt(), "n": 6,
+        "seed": 34, "torch_seed": 34, "x_range": 1.0,
+    },
 }
 
 MASK_STEP = 0   # optimizer step the masks are drawn for
@@ -833,6 +847,8 @@ def spec_yaml(name, case):
     if case["input"] == 784:
         lines += ["data:", "  format: idx", "  dir: data/fashion-mnist",
                   "  normalize: {mean: 0.5, std: 0.5}"]
+    if case.get("multilabel"):  # 0/1 target values: npy data (the files are never read)
+        lines += ["data:", "  format: npy", "  train: x.npy", "  train_y: t.npy"]
     return "\n".join(lines) + "\n"
 
 
@@ -915,6 +931,15 @@ def tie_margins(case, record):
     return out
 
 
+def case_targets(case, n, n_out, gen):
+    """The batch's targets after x from gen: labels [n] in [0, n_out), or for a
+    multi-label case 0/1 floats [n, K], K the output units."""
+    if case.get("multilabel"):
+        k = case["layers"][-1]["units"]
+        return torch.randint(0, 2, (n, k), generator=gen, dtype=torch.int64).to(torch.float32)
+    return torch.randint(0, n_out, (n,), generator=gen, dtype=torch.int64)
+
+
 def build_case(name, case):
     """Runs PyTorch on one case; returns (list of (tensor name, array), metadata, the tie
     margins of its forward passes (tie_margins))."""
@@ -925,13 +950,13 @@ def build_case(name, case):
     n_out = 2 if case["loss"] == "binary_cross_entropy" else case["layers"][-1]["units"]
     in_shape = case["input"] if isinstance(case["input"], list) else [case["input"]]
     x = (torch.rand(n, *in_shape, generator=gen) * 2 - 1) * case["x_range"]
-    y = torch.randint(0, n_out, (n,), generator=gen, dtype=torch.int64)
+    y = case_targets(case, n, n_out, gen)
     init = {k: v.detach().clone() for k, v in model.state_dict().items()}
     record = []
 
     # num_batches_tracked only matters for momentum=None, which dngen does not offer.
     out = [(f"init.{k}", _np(v)) for k, v in init.items() if not k.endswith("num_batches_tracked")]
-    out += [("x", _np(x)), ("y", _np(y))]
+    out += [("x", _np(x)), ("t" if case.get("multilabel") else "y", _np(y))]
 
     # Eval mode: dropout off, batch norm on its running statistics.
     model.eval()
@@ -1004,7 +1029,9 @@ def adam_conditioning(case):
         gen = torch.Generator().manual_seed(case["torch_seed"] + 1000)
         in_shape = case["input"] if isinstance(case["input"], list) else [case["input"]]
         x = ((torch.rand(case["n"], *in_shape, generator=gen) * 2 - 1) * case["x_range"]).to(dtype)
-        y = torch.randint(0, case["layers"][-1]["units"], (case["n"],), generator=gen, dtype=torch.int64)
+        y = case_targets(case, case["n"], case["layers"][-1]["units"], gen)
+        if case.get("multilabel"):
+            y = y.to(dtype)
         opt = make_optimizer(case, model.parameters())
         for _ in range(ADAM_STEPS):
             opt.zero_grad()

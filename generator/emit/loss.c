@@ -79,6 +79,38 @@ static void emit_loss_bce(dn_buf *b, const dn_value *L, int train) {
     dn_buf_line(b, "}");
 }
 
+/* Multi-label binary cross-entropy: each logit zr[o] against its own target
+ * y[r, o] in {0, 1}, per label as emit_loss_bce computes it. The row's loss
+ * is the mean over its labels, so that the batch's (the mean of the rows)
+ * is PyTorch's BCEWithLogitsLoss mean over all n * K elements; the gradient
+ * is (sigmoid(z) - t) / (n_all * K). The outputs are the K probabilities;
+ * the row is a hit when every label is right (probability above 0.5 for
+ * the label 1): exact-match accuracy. */
+static void emit_loss_mlbce(dn_buf *b, const dn_value *L, int train) {
+    int out = L->width;
+    if (!train) {
+        dn_buf_line(b, "if (p)");
+        dn_buf_line(b, "    for (int o = 0; o < %d; o++) p[o] = 1.0f / (1.0f + expf(-zr[o]));", out);
+    }
+    open_block(b, train, "y");
+    dn_buf_line(b, "    float sum = 0.0f;");
+    dn_buf_line(b, "    int right = 0;");
+    dn_buf_line(b, "    for (int o = 0; o < %d; o++) {", out);
+    dn_buf_line(b, "        const float zv = zr[o], tv = y[(size_t)r * %d + o], m = zv < 0.0f ? -zv : 0.0f;", out);
+    dn_buf_line(b, "        sum += (1.0f - tv) * zv + m + logf(expf(-m) + expf(-zv - m));");
+    dn_buf_line(b, "        right += (zv > 0.0f) == (tv == 1.0f);");
+    dn_buf_line(b, "    }");
+    dn_buf_line(b, "    rowloss[r] = sum / %d.0f;", out);
+    dn_buf_line(b, "    hits[r] = right == %d ? 1.0f : 0.0f;", out);
+    dn_buf_line(b, "}");
+    open_block(b, train, "d");
+    dn_buf_line(b, "    for (int o = 0; o < %d; o++)", out);
+    dn_buf_line(b, "        d[(size_t)r * %d + o] = (1.0f / (1.0f + expf(-zr[o])) - y[(size_t)r * %d + o]) * inv_n / %d.0f;",
+                L->stride, out, out);
+    emit_d_padding(b, L);
+    dn_buf_line(b, "}");
+}
+
 int dn_loss_values(const dn_plan *p) { return p->spec->data.values; }
 const char *dn_loss_y_type(const dn_plan *p) { return dn_loss_values(p) ? "const float" : "const int32_t"; }
 const char *dn_loss_y_field(const dn_plan *p) { return dn_loss_values(p) ? "bt->t" : "bt->y"; }
@@ -128,7 +160,12 @@ static void emit_loss_mse(dn_buf *b, const dn_value *L, int train, int values) {
 void dn_emit_loss_row(dn_buf *b, const dn_plan *p, int train) {
     switch (p->spec->train.loss) {
     case DN_LOSS_CROSS_ENTROPY: emit_loss_ce(b, p, train); return;
-    case DN_LOSS_BINARY_CROSS_ENTROPY: emit_loss_bce(b, &p->last->out, train); return;
+    case DN_LOSS_BINARY_CROSS_ENTROPY:
+        if (dn_loss_values(p))
+            emit_loss_mlbce(b, &p->last->out, train);
+        else
+            emit_loss_bce(b, &p->last->out, train);
+        return;
     case DN_LOSS_MSE:
     case DN_LOSS_COUNT: break;
     }
@@ -141,7 +178,9 @@ static const char *loss_title(const dn_plan *p) {
     case DN_LOSS_CROSS_ENTROPY:
         return p->smoothing ? "softmax + cross-entropy with label smoothing, mean over the batch"
                             : "softmax + cross-entropy, mean over the batch";
-    case DN_LOSS_BINARY_CROSS_ENTROPY: return "sigmoid + binary cross-entropy on the logit, mean over the batch";
+    case DN_LOSS_BINARY_CROSS_ENTROPY:
+        return dn_loss_values(p) ? "sigmoid + multi-label binary cross-entropy on the logits, mean over batch and labels"
+                                 : "sigmoid + binary cross-entropy on the logit, mean over the batch";
     case DN_LOSS_MSE:
     case DN_LOSS_COUNT: break;
     }
@@ -158,8 +197,9 @@ void dn_emit_loss(dn_buf *b, const dn_plan *p) {
     dn_buf_line(b, "/* Per row r of z [n, %d] (row stride %d): rowloss and hit (when y != NULL), the output", L->width,
                 L->stride);
     dn_buf_line(b, " * (%s) into p (when p != NULL), and the gradient of the mean loss",
-                !ce ? "values" : p->spec->train.loss == DN_LOSS_BINARY_CROSS_ENTROPY ? "probability of class 1"
-                                                                                    : "probabilities");
+                !ce ? "values"
+                : p->spec->train.loss != DN_LOSS_BINARY_CROSS_ENTROPY ? "probabilities"
+                : dn_loss_values(p) ? "probability of each label" : "probability of class 1");
     dn_buf_line(b, " * wrt the pre-activation into d (when d != NULL; needs y; row stride %d, zero past %d). */",
                 L->stride, L->width);
     dn_buf_line(b, "static void %s_loss(const float *restrict z, %s *restrict y, float *restrict d,", m,

@@ -313,7 +313,9 @@ static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     dn_buf_line(b, ".n_tensors = %d,", p->n_tensors);
     dn_buf_line(b, ".tensors = %s_tensors,", s->name);
     dn_buf_line(b, ".loss = %s,", model_loss(t->loss));
-    if (s->data.values)
+    if (s->data.values && t->loss == DN_LOSS_BINARY_CROSS_ENTROPY)
+        dn_buf_line(b, ".multilabel = 1, /* targets are 0/1 values, one per output: bt->t */");
+    else if (s->data.values)
         dn_buf_line(b, ".regression = 1, /* targets are real values: bt->t */");
     dn_buf_line(b, ".defaults = {");
     b->indent++;
@@ -568,6 +570,8 @@ static void emit_infer_descriptor(dn_buf *b, const dn_plan *p, uint64_t weights_
     dn_buf_line(b, "    .predict = %s_predict,", m);
     if (d && d->shift) dn_buf_line(b, "    .shift = %s_shift, .scale = %s_scale,", m, m);
     if (d && d->n_classes) dn_buf_line(b, "    .n_class_names = %d, .class_names = %s_class_names,", d->n_classes, m);
+    if (s->data.values && s->train.loss == DN_LOSS_BINARY_CROSS_ENTROPY)
+        dn_buf_line(b, "    .multilabel = 1, /* each output the probability of its own label */");
     dn_buf_line(b, "};");
 }
 

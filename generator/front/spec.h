@@ -224,7 +224,7 @@ typedef struct {
     int n_target, n_ignore;           /* csv: column selectors (names or 0-based indices) */
     char target[DN_DATA_MAX_COLS][DN_DATA_COL_MAX];
     char ignore[DN_DATA_MAX_COLS][DN_DATA_COL_MAX];
-    int values;                       /* targets are real values (regression), not class labels */
+    int values;                       /* targets are real values (regression; multi-label 0/1), not class labels */
     dn_norm normalize;
 } dn_data;
 

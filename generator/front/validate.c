@@ -261,6 +261,21 @@ static void note_loss_origin(vctx *v) {
  * >= 2 units; binary_cross_entropy sigmoid and 1 unit; mse needs linear,
  * sigmoid or tanh. Errors at the output
  * layer's activation / units values. */
+/* Multi-label binary cross-entropy (units >= 2 sigmoid outputs) needs K
+ * 0/1 target values per row: csv or npy data with targets: values (idx data
+ * has one class label per image). Reported at the units. */
+static void check_multilabel_data(vctx *v, const layer_src *src, int units) {
+    if (strcmp(v->s->data.format, "idx") == 0)
+        dn_diag_report(v->d, DN_ERROR, src->units->loc,
+                       "loss binary_cross_entropy with %d output units is multi-label: it needs csv or npy data "
+                       "with %d target columns of 0 and 1 (idx data has one label per image; 1 unit for labels 0 "
+                       "and 1)", units, units);
+    else if (!v->s->data.values)
+        dn_diag_report(v->d, DN_ERROR, src->units->loc,
+                       "loss binary_cross_entropy with %d output units is multi-label: its targets are %d values "
+                       "0 or 1 per row, not class labels (drop targets: classes)", units, units);
+}
+
 static void check_output_vs_loss(vctx *v) {
     if (!v->layers_ok || (v->loss && !v->loss_ok))
         return;
@@ -283,10 +298,8 @@ static void check_output_vs_loss(vctx *v) {
                            dn_act_name(out->act));
             note_loss_origin(v);
         }
-        if (src->units_ok && out->units != 1)
-            dn_diag_report(v->d, DN_ERROR, src->units->loc,
-                           "loss binary_cross_entropy needs 1 output unit (labels 0 and 1), got %d; multi-label "
-                           "targets are not supported yet", out->units);
+        if (src->units_ok && out->units >= 2)
+            check_multilabel_data(v, src, out->units);
     } else if (src->act_ok && out->act != DN_ACT_LINEAR && out->act != DN_ACT_SIGMOID &&
                out->act != DN_ACT_TANH) {
         dn_diag_report(v->d, DN_ERROR, src->act->loc,

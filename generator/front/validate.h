@@ -68,6 +68,9 @@ void dnv_check_schedule(vctx *v, const dn_ynode *n, double lr, dn_schedule *s);
 /* `data` (validate_data.c): the format, its files and CSV layout, the
  * targets' kind and the feature scaling. Needs the loss (train) checked. */
 void dnv_check_data(vctx *v, const dn_ynode *n);
+/* Whether the loss is multi-label binary cross-entropy (binary_cross_entropy
+ * on an output layer of 2 or more units; needs the layers checked). */
+int dnv_multilabel(const vctx *v);
 
 /* Shapes and the parameter layout (validate_layout.c), when the input and
  * every layer are valid. */

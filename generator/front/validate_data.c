@@ -139,27 +139,50 @@ static void check_csv(vctx *v, const dn_yfield *f) {
         check_selectors(v, f[K_IGNORE].value, "ignore", dd->ignore, &dd->n_ignore);
 }
 
-/* `targets`: classes or values; values by default with loss mse on csv or
- * npy data. Class labels need a multi-class loss; values need mse. */
+/* Whether the loss is multi-label binary cross-entropy: a sigmoid output
+ * layer of 2 or more units, each a label 0/1 of its own (real-valued
+ * targets, like mse's, that must be 0 or 1). */
+int dnv_multilabel(const vctx *v) {
+    return v->layers_ok && v->s->train.loss == DN_LOSS_BINARY_CROSS_ENTROPY &&
+           v->s->layers[v->s->n_layers - 1].units >= 2;
+}
+
+/* `targets`: classes or values; values by default with loss mse or
+ * multi-label binary cross-entropy on csv or npy data. Class labels need a
+ * multi-class loss; values need one of those two. */
 static void check_targets(vctx *v, const dn_yfield *f, int fmt) {
     static const char *const kinds[] = {"classes", "values"};
     dn_data *dd = &v->s->data;
-    int mse = v->s->train.loss == DN_LOSS_MSE;
-    dd->values = fmt != FMT_IDX && mse;
+    int valued = v->s->train.loss == DN_LOSS_MSE || dnv_multilabel(v);
+    dd->values = fmt != FMT_IDX && valued;
     if (!f[K_TARGETS].value || dn_yget_enum(v->d, f[K_TARGETS].value, "targets", kinds, 2, &dd->values))
         return;
-    if (dd->values && (fmt == FMT_IDX || !mse))
+    if (dd->values && (fmt == FMT_IDX || !valued))
         dn_diag_report(v->d, DN_ERROR, f[K_TARGETS].value->loc, "targets: values needs %s",
-                       fmt == FMT_IDX ? "format csv or npy (idx labels are classes)" : "loss mse");
+                       fmt == FMT_IDX ? "format csv or npy (idx labels are classes)"
+                                      : "loss mse (or binary_cross_entropy with 2 or more sigmoid units: multi-label)");
 }
 
-/* Class labels come from one column. */
-static void check_class_target(vctx *v, const dn_yfield *f) {
+/* Class labels come from one column; multi-label targets from as many
+ * columns as the output layer has units (n_target 0 means the last column). */
+static void check_target_columns(vctx *v, const dn_ynode *map, const dn_yfield *f) {
     const dn_data *dd = &v->s->data;
     if (!dd->values && dd->n_target > 1)
         dn_diag_report(v->d, DN_ERROR, f[K_TARGET].value->loc,
-                       "class labels come from one target column, got %d (several need targets: values and loss mse)",
+                       "class labels come from one target column, got %d (several need targets: values and loss mse, "
+                       "or binary_cross_entropy with as many sigmoid units)",
                        dd->n_target);
+    if (!dd->values || !dnv_multilabel(v))
+        return;
+    int units = v->s->layers[v->s->n_layers - 1].units;
+    if (!f[K_TARGET].value)
+        dn_diag_report(v->d, DN_ERROR, map->loc,
+                       "multi-label binary_cross_entropy with %d output units needs `target` listing %d columns "
+                       "(one 0/1 label each); without it the target is the last column alone", units, units);
+    else if (dd->n_target != units)
+        dn_diag_report(v->d, DN_ERROR, f[K_TARGET].value->loc,
+                       "multi-label binary_cross_entropy with %d output units needs `target` listing %d columns "
+                       "(one 0/1 label each), got %d", units, units, dd->n_target);
 }
 
 void dnv_check_data(vctx *v, const dn_ynode *n) {
@@ -184,5 +207,5 @@ void dnv_check_data(vctx *v, const dn_ynode *n) {
         check_normalize(v, f[K_NORMALIZE].value, fmt);
     check_targets(v, f, fmt);
     if (fmt == FMT_CSV)
-        check_class_target(v, f);
+        check_target_columns(v, n, f);
 }
