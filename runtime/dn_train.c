@@ -79,9 +79,22 @@ typedef struct {
     dn_progress progress;
 #ifdef DN_MPI
     dn_shard shard;             /* this batch's shares, one per process */
+    int signal_agreed;          /* the largest signal any process had caught when they last
+                                   compared (each step, each epoch's end): what all stop on */
     float *mpi_scratch;         /* dn_mpi_combine_floats' */
 #endif
 } dn_tr_run;
+
+/* The signal the run stops on: the caught one, or under MPI the one all
+ * processes agreed on (so that they stop after the same step). */
+static int dn_tr_signal(const dn_tr_run *r) {
+#ifdef DN_MPI
+    return dn_mpi_size > 1 ? r->signal_agreed : (int)dn_tr_signal_caught;
+#else
+    (void)r;
+    return (int)dn_tr_signal_caught;
+#endif
+}
 
 static void dn_tr_free(dn_tr_run *r) {
     dn_dataset_free(&r->train);
@@ -469,10 +482,12 @@ static double dn_tr_train_batch(dn_tr_run *r, const dn_train_state *st, const dn
          * runs on every process alike. One process takes the plain path
          * (the same bits). */
         loss = m->train_step(r->params, r->grads, r->ws, b, correct);
+        /* the local flag is only read: a signal caught during the exchange
+         * counts at the next one, so that all processes stop after the same step */
         int sig = (int)dn_tr_signal_caught;
         dn_mpi_combine_floats(&r->shard, r->grads, m->n_trainable, r->mpi_scratch);
         dn_mpi_combine_step(&r->shard, &loss, correct, &sig);
-        dn_tr_signal_caught = sig;
+        r->signal_agreed = sig;
     } else
 #endif
     {
@@ -544,7 +559,7 @@ static int dn_tr_step(dn_tr_run *r, dn_train_state *st) {
 /* Handles a caught SIGINT/SIGTERM: saves the state when --save is given.
  * Returns 128 + signal, or DN_EXIT_OUTPUT when the save failed. */
 static int dn_tr_interrupted(dn_tr_run *r, const dn_train_state *st) {
-    int sig = dn_tr_signal_caught;
+    int sig = dn_tr_signal(r);
     fflush(stdout);
     dn_progress_clear(&r->progress);
     dn_steplog_flush(&r->steplog);
@@ -569,7 +584,7 @@ static int dn_tr_after_step(dn_tr_run *r, const dn_train_state *st) {
     int64_t every = r->o->checkpoint_every;
     if (every && st->step % every == 0 && dn_tr_save_state(r, st) != DN_EXIT_OK)
         return DN_EXIT_OUTPUT;
-    if (dn_tr_signal_caught)
+    if (dn_tr_signal(r))
         return dn_tr_interrupted(r, st);
     return DN_EXIT_OK;
 }
@@ -697,9 +712,9 @@ static int dn_tr_epoch(dn_tr_run *r, dn_train_state *st) {
     if (every && st->step % every == 0 && st->step > 0 && dn_tr_save_state(r, st) != DN_EXIT_OK)
         return DN_EXIT_OUTPUT;
 #ifdef DN_MPI
-    dn_tr_signal_caught = dn_mpi_max_int((int)dn_tr_signal_caught); /* one caught during the evaluation */
+    r->signal_agreed = dn_mpi_max_int((int)dn_tr_signal_caught); /* one caught during the evaluation too */
 #endif
-    return dn_tr_signal_caught ? dn_tr_interrupted(r, st) : DN_EXIT_OK;
+    return dn_tr_signal(r) ? dn_tr_interrupted(r, st) : DN_EXIT_OK;
 }
 
 /* Runs epochs until --epochs, early stopping, --max-steps, a failure or a
