@@ -43,7 +43,8 @@ size_t dn_mpi_scratch_floats(size_t len) {
  * its slice (one alltoallv), it combines the shares' slices in the tree's
  * order, and an allgatherv gives everyone every combined slice. A process
  * sends and receives about 2 (size - 1) / size of the vector, as a ring
- * allreduce does. Counts are ints: a model under 2^31 floats per slice. */
+ * allreduce does. MPI's counts and offsets are ints: the trainer refuses a
+ * model of 2^31 floats or more (dn_tr_alloc). */
 void dn_mpi_combine_floats(dn_shard *s, float *v, size_t len, float *scratch) {
     const int size = dn_mpi_size, me = dn_mpi_rank;
     if (s->parts <= 1 && size == 1)

@@ -15,6 +15,7 @@
 #include "dn_train.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -225,6 +226,10 @@ static int dn_tr_alloc(dn_tr_run *r) {
     r->test_order = r->has_test ? dn_identity_order(r->test.n) : NULL;
     r->ws = dn_alloc_aligned(m->workspace_size(rows));
 #ifdef DN_MPI
+    if (m->n_params >= (size_t)INT_MAX) { /* MPI counts and offsets are ints */
+        fprintf(stderr, "%s: %zu parameters: more than MPI's int counts can hold\n", r->o->prog, m->n_params);
+        return DN_EXIT_FAIL;
+    }
     if (dn_shard_init(&r->shard, dn_mpi_size) != 0 ||
         !(r->mpi_scratch = malloc(sizeof(float) * dn_mpi_scratch_floats(m->n_params)))) {
         fprintf(stderr, "%s: out of memory\n", r->o->prog);
