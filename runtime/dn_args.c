@@ -277,6 +277,12 @@ static int dn_ar_parse_command_args(const dn_model *m, int argc, char **argv, dn
 static int dn_ar_check_combinations(const dn_model *m, const dn_opts *o) {
     if (o->help)
         return DN_EXIT_OK;
+    if (o->cmd == DN_CMD_TRAIN && m->defaults.max_batch_size > 0 && o->batch_size > m->defaults.max_batch_size) {
+        fprintf(stderr, "%s: train: --batch-size %d is more than this trainer takes (%d: its sums over a batch's "
+                "chunks are sized for it); regenerate it with a larger train.batch_size\n", o->prog, o->batch_size,
+                m->defaults.max_batch_size);
+        return DN_EXIT_USAGE;
+    }
     if (o->cmd == DN_CMD_TRAIN && m->batchnorm && o->batch_size < 2) {
         fprintf(stderr, "%s: train: --batch-size must be at least 2 with batch norm, got %d\n", o->prog,
                 o->batch_size);

@@ -645,6 +645,8 @@ typedef struct dn_data_spec {
 
 typedef struct {
     int batch_size, epochs;
+    int max_batch_size;           /* the largest training batch the kernels' sums over chunks
+                                     hold (0: no limit) */
     uint64_t seed;
     float lr, beta1, beta2, eps, weight_decay;
     int decoupled_wd;             /* adamw */

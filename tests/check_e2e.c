@@ -311,6 +311,10 @@ START_TEST(test_batchnorm) {
     out = trainer(2, "synbn", "--batch-size 1");
     ck_assert_ptr_nonnull(strstr(out, "at least 2 with batch norm"));
     free(out);
+    /* the chunk trees hold 16 x (2^12 - 1) rows; a larger batch is refused, not summed wrongly */
+    out = trainer(2, "synbn", "--batch-size 65521");
+    ck_assert_msg(strstr(out, "--batch-size 65521 is more than this trainer takes (65520") != NULL, "%s", out);
+    free(out);
 }
 END_TEST
 

@@ -100,8 +100,10 @@ void dn_emit_spill(dn_buf *b, int rows, int panels, int vp) { dn_emit_spill_to(b
 int dn_tree_depth(int rows) {
     int chunks = (rows + DN_CHUNK_ROWS - 1) / DN_CHUNK_ROWS, d = 1;
     while (d < 31 && (1 << d) <= chunks) d++;
-    return d;
+    return d > DN_TREE_DEPTH_MIN ? d : DN_TREE_DEPTH_MIN;
 }
+
+int dn_tree_max_rows(int depth) { return DN_CHUNK_ROWS * (int)((1u << depth) - 1u); }
 
 void dn_emit_chunks_open(dn_buf *b, const char *type, const char *tag, int depth, const char *len) {
     dn_buf_line(b, "%s %s_pend[%d * (%s)];", type, tag, depth, len);

@@ -47,8 +47,14 @@ void dn_emit_spill_to(dn_buf *b, const char *name, int rows, int panels, int vp)
 /* Sums over a batch's rows in chunks (the prelude's DN_CHUNK, the tree of
  * dn_tree_push). DN_CHUNK_ROWS is the generator's copy of DN_CHUNK. */
 #define DN_CHUNK_ROWS 16
-/* The depth of the pending-subtree stack for sums over up to `rows` rows. */
+/* The depth of the pending-subtree stack of a training kernel for batches of
+ * up to `rows` rows (the spec's batch): at least DN_TREE_DEPTH_MIN, so that
+ * `train --batch-size` may go up to dn_tree_max_rows of it (65,520 rows)
+ * whatever the spec's batch; the trainer refuses more. */
+#define DN_TREE_DEPTH_MIN 12
 int dn_tree_depth(int rows);
+/* The largest batch whose chunks a stack of `depth` levels holds. */
+int dn_tree_max_rows(int depth);
 /* Opens the chunk loop of a sum over n rows: declares <type> <tag>_pend
  * [depth * (len)] and <tag>_count, then `for (c0...) {` with the chunk's rows
  * [c0, c1). Inside, the caller sums the chunk's rows from zero into a part

@@ -11,6 +11,7 @@
 #include "emit.h"
 #include "data.h"
 #include "embedded.h"
+#include "kernels.h"
 #include "kind.h"
 #include "loss.h"
 #include "plan.h"
@@ -320,6 +321,8 @@ static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     dn_buf_line(b, ".defaults = {");
     b->indent++;
     dn_buf_line(b, ".batch_size = %d,", t->batch_size);
+    dn_buf_line(b, ".max_batch_size = %d, /* the chunk trees' capacity (DN_CHUNK) */",
+                dn_tree_max_rows(dn_tree_depth(t->batch_size)));
     dn_buf_line(b, ".epochs = %d,", t->epochs);
     dn_buf_line(b, ".seed = UINT64_C(%" PRIu64 "),", t->seed);
     emit_float_field(b, "lr", t->opt.lr);

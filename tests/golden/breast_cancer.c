@@ -823,8 +823,8 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -840,8 +840,8 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 24) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (256)];
-                const int t_depth = 2;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -932,8 +932,8 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (192)];
-                const int t_depth = 2;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1017,8 +1017,8 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1033,8 +1033,8 @@ static void breast_cancer_base_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[2 * (96)];
-            const int t_depth = 2;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1125,8 +1125,8 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1149,8 +1149,8 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (256)];
-                const int t_depth = 2;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1248,8 +1248,8 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (192)];
-                const int t_depth = 2;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1333,8 +1333,8 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1356,8 +1356,8 @@ static void breast_cancer_base_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[2 * (96)];
-            const int t_depth = 2;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1568,8 +1568,8 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1584,8 +1584,8 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[2 * (64)];
-            const int t_depth = 2;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1659,8 +1659,8 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1676,8 +1676,8 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (48)];
-                const int t_depth = 2;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1733,8 +1733,8 @@ static void breast_cancer_base_out_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (16)];
-                const int t_depth = 2;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1787,8 +1787,8 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1810,8 +1810,8 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[2 * (64)];
-            const int t_depth = 2;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1885,8 +1885,8 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1909,8 +1909,8 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (48)];
-                const int t_depth = 2;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1973,8 +1973,8 @@ static void breast_cancer_base_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (16)];
-                const int t_depth = 2;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3066,8 +3066,8 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3083,8 +3083,8 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 24) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (256)];
-                const int t_depth = 2;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3175,8 +3175,8 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (192)];
-                const int t_depth = 2;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3260,8 +3260,8 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3276,8 +3276,8 @@ static void breast_cancer_avx2_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[2 * (96)];
-            const int t_depth = 2;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3368,8 +3368,8 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3392,8 +3392,8 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (256)];
-                const int t_depth = 2;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3491,8 +3491,8 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (192)];
-                const int t_depth = 2;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3576,8 +3576,8 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3599,8 +3599,8 @@ static void breast_cancer_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[2 * (96)];
-            const int t_depth = 2;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3811,8 +3811,8 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3827,8 +3827,8 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[2 * (64)];
-            const int t_depth = 2;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3902,8 +3902,8 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3919,8 +3919,8 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (48)];
-                const int t_depth = 2;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3976,8 +3976,8 @@ static void breast_cancer_avx2_out_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (16)];
-                const int t_depth = 2;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4030,8 +4030,8 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4053,8 +4053,8 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[2 * (64)];
-            const int t_depth = 2;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4128,8 +4128,8 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4152,8 +4152,8 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (48)];
-                const int t_depth = 2;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4216,8 +4216,8 @@ static void breast_cancer_avx2_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (16)];
-                const int t_depth = 2;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5316,8 +5316,8 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5333,8 +5333,8 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
         {
             if (i0 < 24) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (256)];
-                const int t_depth = 2;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5425,8 +5425,8 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (192)];
-                const int t_depth = 2;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5510,8 +5510,8 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5526,8 +5526,8 @@ static void breast_cancer_avx512_fc1_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[2 * (96)];
-            const int t_depth = 2;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5618,8 +5618,8 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5642,8 +5642,8 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (256)];
-                const int t_depth = 2;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5741,8 +5741,8 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (192)];
-                const int t_depth = 2;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5826,8 +5826,8 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5849,8 +5849,8 @@ static void breast_cancer_avx512_fc1_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[2 * (96)];
-            const int t_depth = 2;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6061,8 +6061,8 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6077,8 +6077,8 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[2 * (64)];
-            const int t_depth = 2;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6152,8 +6152,8 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6169,8 +6169,8 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
         {
             if (i0 < 30) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (48)];
-                const int t_depth = 2;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6226,8 +6226,8 @@ static void breast_cancer_avx512_out_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[2 * (16)];
-                const int t_depth = 2;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6280,8 +6280,8 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6303,8 +6303,8 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[2 * (64)];
-            const int t_depth = 2;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6378,8 +6378,8 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[2 * (8)];
-                const int s_depth = 2;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6402,8 +6402,8 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (48)];
-                const int t_depth = 2;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6466,8 +6466,8 @@ static void breast_cancer_avx512_out_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[2 * (16)];
-                const int t_depth = 2;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7074,6 +7074,7 @@ static const dn_model breast_cancer_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 32,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 50,
         .seed = UINT64_C(0),
         .lr = 0.001f,

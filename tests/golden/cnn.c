@@ -2068,8 +2068,8 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
         float g[36] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2087,8 +2087,8 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2106,8 +2106,8 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2125,8 +2125,8 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2145,8 +2145,8 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2581,8 +2581,8 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
         float g[9] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2601,8 +2601,8 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2796,8 +2796,8 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
         float g[36] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2815,8 +2815,8 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2834,8 +2834,8 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2853,8 +2853,8 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2873,8 +2873,8 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3313,8 +3313,8 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
         float g[9] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3333,8 +3333,8 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4374,8 +4374,8 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
         float g[1152] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4393,8 +4393,8 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4412,8 +4412,8 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4431,8 +4431,8 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4451,8 +4451,8 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4851,8 +4851,8 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
         float g[288] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4871,8 +4871,8 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5057,8 +5057,8 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
         float g[1152] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5076,8 +5076,8 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5095,8 +5095,8 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5114,8 +5114,8 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5134,8 +5134,8 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5538,8 +5538,8 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
         float g[288] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5558,8 +5558,8 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8427,8 +8427,8 @@ static void cnn_base_fc1_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8443,8 +8443,8 @@ static void cnn_base_fc1_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8543,8 +8543,8 @@ static void cnn_base_fc1_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8559,8 +8559,8 @@ static void cnn_base_fc1_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8651,8 +8651,8 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8674,8 +8674,8 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8774,8 +8774,8 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8797,8 +8797,8 @@ static void cnn_base_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9188,8 +9188,8 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9204,8 +9204,8 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9279,8 +9279,8 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9296,8 +9296,8 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9372,8 +9372,8 @@ static void cnn_base_fc2_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9433,8 +9433,8 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9456,8 +9456,8 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9531,8 +9531,8 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9555,8 +9555,8 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9638,8 +9638,8 @@ static void cnn_base_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12021,8 +12021,8 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
         float g[36] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12040,8 +12040,8 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12059,8 +12059,8 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12078,8 +12078,8 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12098,8 +12098,8 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12534,8 +12534,8 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
         float g[9] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12554,8 +12554,8 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12749,8 +12749,8 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
         float g[36] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12768,8 +12768,8 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12787,8 +12787,8 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12806,8 +12806,8 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12826,8 +12826,8 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13266,8 +13266,8 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
         float g[9] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13286,8 +13286,8 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14327,8 +14327,8 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
         float g[1152] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14346,8 +14346,8 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14365,8 +14365,8 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14384,8 +14384,8 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14404,8 +14404,8 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14804,8 +14804,8 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
         float g[288] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14824,8 +14824,8 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -15010,8 +15010,8 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
         float g[1152] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -15029,8 +15029,8 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -15048,8 +15048,8 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -15067,8 +15067,8 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -15087,8 +15087,8 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -15491,8 +15491,8 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
         float g[288] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -15511,8 +15511,8 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -18380,8 +18380,8 @@ static void cnn_avx2_fc1_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -18396,8 +18396,8 @@ static void cnn_avx2_fc1_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -18496,8 +18496,8 @@ static void cnn_avx2_fc1_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -18512,8 +18512,8 @@ static void cnn_avx2_fc1_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -18604,8 +18604,8 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -18627,8 +18627,8 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -18727,8 +18727,8 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -18750,8 +18750,8 @@ static void cnn_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19141,8 +19141,8 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19157,8 +19157,8 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19232,8 +19232,8 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19249,8 +19249,8 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19325,8 +19325,8 @@ static void cnn_avx2_fc2_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19386,8 +19386,8 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19409,8 +19409,8 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19484,8 +19484,8 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19508,8 +19508,8 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19591,8 +19591,8 @@ static void cnn_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21981,8 +21981,8 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
         float g[36] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22000,8 +22000,8 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22019,8 +22019,8 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22038,8 +22038,8 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22058,8 +22058,8 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22494,8 +22494,8 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
         float g[9] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22514,8 +22514,8 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22709,8 +22709,8 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
         float g[36] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22728,8 +22728,8 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22747,8 +22747,8 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22766,8 +22766,8 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22786,8 +22786,8 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -23226,8 +23226,8 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
         float g[9] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -23246,8 +23246,8 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24287,8 +24287,8 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
         float g[1152] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24306,8 +24306,8 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24325,8 +24325,8 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24344,8 +24344,8 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24364,8 +24364,8 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24764,8 +24764,8 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
         float g[288] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24784,8 +24784,8 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24970,8 +24970,8 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
         float g[1152] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24989,8 +24989,8 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25008,8 +25008,8 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25027,8 +25027,8 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25047,8 +25047,8 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[3 * (36)];
-                const int w_depth = 3;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25451,8 +25451,8 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
         float g[288] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25471,8 +25471,8 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[3 * (9)];
-                const int w_depth = 3;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -28340,8 +28340,8 @@ static void cnn_avx512_fc1_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -28356,8 +28356,8 @@ static void cnn_avx512_fc1_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -28456,8 +28456,8 @@ static void cnn_avx512_fc1_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -28472,8 +28472,8 @@ static void cnn_avx512_fc1_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -28564,8 +28564,8 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -28587,8 +28587,8 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -28687,8 +28687,8 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -28710,8 +28710,8 @@ static void cnn_avx512_fc1_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -29101,8 +29101,8 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -29117,8 +29117,8 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -29192,8 +29192,8 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -29209,8 +29209,8 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -29285,8 +29285,8 @@ static void cnn_avx512_fc2_backward_w(const float *restrict d, const float *rest
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -29346,8 +29346,8 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -29369,8 +29369,8 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -29444,8 +29444,8 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -29468,8 +29468,8 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -29551,8 +29551,8 @@ static void cnn_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -30194,6 +30194,7 @@ static const dn_model cnn_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 64,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 5,
         .seed = UINT64_C(42),
         .lr = 0.001f,

@@ -986,8 +986,8 @@ static void lenet_base_conv1_backward_w(const float *restrict d, const float *re
         float g[50] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1005,8 +1005,8 @@ static void lenet_base_conv1_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1025,8 +1025,8 @@ static void lenet_base_conv1_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1338,8 +1338,8 @@ static void lenet_base_conv1_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1651,8 +1651,8 @@ static void lenet_base_conv1_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1810,8 +1810,8 @@ static void lenet_base_conv1_backward_w(const float *restrict d, const float *re
         float g[25] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1830,8 +1830,8 @@ static void lenet_base_conv1_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2068,8 +2068,8 @@ static void lenet_base_conv1_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2306,8 +2306,8 @@ static void lenet_base_conv1_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2437,8 +2437,8 @@ static void lenet_base_conv1_backward_w_adam(const float *restrict d, const floa
         float g[50] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2456,8 +2456,8 @@ static void lenet_base_conv1_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2476,8 +2476,8 @@ static void lenet_base_conv1_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2789,8 +2789,8 @@ static void lenet_base_conv1_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3102,8 +3102,8 @@ static void lenet_base_conv1_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3263,8 +3263,8 @@ static void lenet_base_conv1_backward_w_adam(const float *restrict d, const floa
         float g[25] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3283,8 +3283,8 @@ static void lenet_base_conv1_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3521,8 +3521,8 @@ static void lenet_base_conv1_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3759,8 +3759,8 @@ static void lenet_base_conv1_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6812,8 +6812,8 @@ static void lenet_base_conv2_backward_w(const float *restrict d, const float *re
         float g[600] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6831,8 +6831,8 @@ static void lenet_base_conv2_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6850,8 +6850,8 @@ static void lenet_base_conv2_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6869,8 +6869,8 @@ static void lenet_base_conv2_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6889,8 +6889,8 @@ static void lenet_base_conv2_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7354,8 +7354,8 @@ static void lenet_base_conv2_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 2 to 3 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7819,8 +7819,8 @@ static void lenet_base_conv2_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 4 to 4 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8077,8 +8077,8 @@ static void lenet_base_conv2_backward_w(const float *restrict d, const float *re
         float g[150] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8097,8 +8097,8 @@ static void lenet_base_conv2_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8291,8 +8291,8 @@ static void lenet_base_conv2_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8485,8 +8485,8 @@ static void lenet_base_conv2_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8610,8 +8610,8 @@ static void lenet_base_conv2_backward_w_adam(const float *restrict d, const floa
         float g[600] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8629,8 +8629,8 @@ static void lenet_base_conv2_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8648,8 +8648,8 @@ static void lenet_base_conv2_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8667,8 +8667,8 @@ static void lenet_base_conv2_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8687,8 +8687,8 @@ static void lenet_base_conv2_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9152,8 +9152,8 @@ static void lenet_base_conv2_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 2 to 3 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9617,8 +9617,8 @@ static void lenet_base_conv2_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 4 to 4 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9879,8 +9879,8 @@ static void lenet_base_conv2_backward_w_adam(const float *restrict d, const floa
         float g[150] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9899,8 +9899,8 @@ static void lenet_base_conv2_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10093,8 +10093,8 @@ static void lenet_base_conv2_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10287,8 +10287,8 @@ static void lenet_base_conv2_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19546,8 +19546,8 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19562,8 +19562,8 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19658,8 +19658,8 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19674,8 +19674,8 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19776,8 +19776,8 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19793,8 +19793,8 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (96)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (96)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19869,8 +19869,8 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (64)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (64)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19934,8 +19934,8 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19951,8 +19951,8 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (48)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (48)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20008,8 +20008,8 @@ static void lenet_base_fc1_backward_w(const float *restrict d, const float *rest
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (32)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (32)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20074,8 +20074,8 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20097,8 +20097,8 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20193,8 +20193,8 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20216,8 +20216,8 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20318,8 +20318,8 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20342,8 +20342,8 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (96)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (96)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20425,8 +20425,8 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (64)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (64)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20490,8 +20490,8 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20514,8 +20514,8 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (48)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (48)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20578,8 +20578,8 @@ static void lenet_base_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (32)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (32)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21129,8 +21129,8 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21145,8 +21145,8 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21241,8 +21241,8 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21257,8 +21257,8 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21359,8 +21359,8 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21375,8 +21375,8 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21455,8 +21455,8 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21471,8 +21471,8 @@ static void lenet_base_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (48)];
-                const int t_depth = 3;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21546,8 +21546,8 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21569,8 +21569,8 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21665,8 +21665,8 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21688,8 +21688,8 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21790,8 +21790,8 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21813,8 +21813,8 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21893,8 +21893,8 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21916,8 +21916,8 @@ static void lenet_base_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (48)];
-                const int t_depth = 3;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22429,8 +22429,8 @@ static void lenet_base_fc3_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22446,8 +22446,8 @@ static void lenet_base_fc3_backward_w(const float *restrict d, const float *rest
         {
             if (i0 < 80) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (128)];
-                const int t_depth = 3;
+                float t_pend[12 * (128)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22513,8 +22513,8 @@ static void lenet_base_fc3_backward_w(const float *restrict d, const float *rest
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22569,8 +22569,8 @@ static void lenet_base_fc3_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22585,8 +22585,8 @@ static void lenet_base_fc3_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22677,8 +22677,8 @@ static void lenet_base_fc3_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22701,8 +22701,8 @@ static void lenet_base_fc3_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (128)];
-                const int t_depth = 3;
+                float t_pend[12 * (128)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22775,8 +22775,8 @@ static void lenet_base_fc3_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22831,8 +22831,8 @@ static void lenet_base_fc3_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22854,8 +22854,8 @@ static void lenet_base_fc3_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24322,8 +24322,8 @@ static void lenet_avx2_conv1_backward_w(const float *restrict d, const float *re
         float g[50] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24341,8 +24341,8 @@ static void lenet_avx2_conv1_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24361,8 +24361,8 @@ static void lenet_avx2_conv1_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24674,8 +24674,8 @@ static void lenet_avx2_conv1_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -24987,8 +24987,8 @@ static void lenet_avx2_conv1_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25146,8 +25146,8 @@ static void lenet_avx2_conv1_backward_w(const float *restrict d, const float *re
         float g[25] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25166,8 +25166,8 @@ static void lenet_avx2_conv1_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25404,8 +25404,8 @@ static void lenet_avx2_conv1_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25642,8 +25642,8 @@ static void lenet_avx2_conv1_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25773,8 +25773,8 @@ static void lenet_avx2_conv1_backward_w_adam(const float *restrict d, const floa
         float g[50] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25792,8 +25792,8 @@ static void lenet_avx2_conv1_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -25812,8 +25812,8 @@ static void lenet_avx2_conv1_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -26125,8 +26125,8 @@ static void lenet_avx2_conv1_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -26438,8 +26438,8 @@ static void lenet_avx2_conv1_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -26599,8 +26599,8 @@ static void lenet_avx2_conv1_backward_w_adam(const float *restrict d, const floa
         float g[25] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -26619,8 +26619,8 @@ static void lenet_avx2_conv1_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -26857,8 +26857,8 @@ static void lenet_avx2_conv1_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -27095,8 +27095,8 @@ static void lenet_avx2_conv1_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -30148,8 +30148,8 @@ static void lenet_avx2_conv2_backward_w(const float *restrict d, const float *re
         float g[600] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -30167,8 +30167,8 @@ static void lenet_avx2_conv2_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -30186,8 +30186,8 @@ static void lenet_avx2_conv2_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -30205,8 +30205,8 @@ static void lenet_avx2_conv2_backward_w(const float *restrict d, const float *re
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -30225,8 +30225,8 @@ static void lenet_avx2_conv2_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -30690,8 +30690,8 @@ static void lenet_avx2_conv2_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 2 to 3 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -31155,8 +31155,8 @@ static void lenet_avx2_conv2_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 4 to 4 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -31413,8 +31413,8 @@ static void lenet_avx2_conv2_backward_w(const float *restrict d, const float *re
         float g[150] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -31433,8 +31433,8 @@ static void lenet_avx2_conv2_backward_w(const float *restrict d, const float *re
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -31627,8 +31627,8 @@ static void lenet_avx2_conv2_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -31821,8 +31821,8 @@ static void lenet_avx2_conv2_backward_w(const float *restrict d, const float *re
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -31946,8 +31946,8 @@ static void lenet_avx2_conv2_backward_w_adam(const float *restrict d, const floa
         float g[600] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -31965,8 +31965,8 @@ static void lenet_avx2_conv2_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -31984,8 +31984,8 @@ static void lenet_avx2_conv2_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -32003,8 +32003,8 @@ static void lenet_avx2_conv2_backward_w_adam(const float *restrict d, const floa
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -32023,8 +32023,8 @@ static void lenet_avx2_conv2_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -32488,8 +32488,8 @@ static void lenet_avx2_conv2_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 2 to 3 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -32953,8 +32953,8 @@ static void lenet_avx2_conv2_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 4 to 4 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -33215,8 +33215,8 @@ static void lenet_avx2_conv2_backward_w_adam(const float *restrict d, const floa
         float g[150] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -33235,8 +33235,8 @@ static void lenet_avx2_conv2_backward_w_adam(const float *restrict d, const floa
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -33429,8 +33429,8 @@ static void lenet_avx2_conv2_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -33623,8 +33623,8 @@ static void lenet_avx2_conv2_backward_w_adam(const float *restrict d, const floa
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -42882,8 +42882,8 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -42898,8 +42898,8 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -42994,8 +42994,8 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43010,8 +43010,8 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43112,8 +43112,8 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43129,8 +43129,8 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (96)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (96)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43205,8 +43205,8 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (64)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (64)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43270,8 +43270,8 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43287,8 +43287,8 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (48)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (48)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43344,8 +43344,8 @@ static void lenet_avx2_fc1_backward_w(const float *restrict d, const float *rest
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (32)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (32)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43410,8 +43410,8 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43433,8 +43433,8 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43529,8 +43529,8 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43552,8 +43552,8 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43654,8 +43654,8 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43678,8 +43678,8 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (96)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (96)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43761,8 +43761,8 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (64)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (64)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43826,8 +43826,8 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43850,8 +43850,8 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (48)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (48)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -43914,8 +43914,8 @@ static void lenet_avx2_fc1_backward_w_adam(const float *restrict d, const float 
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (32)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (32)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -44465,8 +44465,8 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -44481,8 +44481,8 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -44577,8 +44577,8 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -44593,8 +44593,8 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -44695,8 +44695,8 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -44711,8 +44711,8 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -44791,8 +44791,8 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -44807,8 +44807,8 @@ static void lenet_avx2_fc2_backward_w(const float *restrict d, const float *rest
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (48)];
-                const int t_depth = 3;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -44882,8 +44882,8 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -44905,8 +44905,8 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -45001,8 +45001,8 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -45024,8 +45024,8 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -45126,8 +45126,8 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -45149,8 +45149,8 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -45229,8 +45229,8 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -45252,8 +45252,8 @@ static void lenet_avx2_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (48)];
-                const int t_depth = 3;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -45765,8 +45765,8 @@ static void lenet_avx2_fc3_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -45782,8 +45782,8 @@ static void lenet_avx2_fc3_backward_w(const float *restrict d, const float *rest
         {
             if (i0 < 80) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (128)];
-                const int t_depth = 3;
+                float t_pend[12 * (128)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -45849,8 +45849,8 @@ static void lenet_avx2_fc3_backward_w(const float *restrict d, const float *rest
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -45905,8 +45905,8 @@ static void lenet_avx2_fc3_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -45921,8 +45921,8 @@ static void lenet_avx2_fc3_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -46013,8 +46013,8 @@ static void lenet_avx2_fc3_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -46037,8 +46037,8 @@ static void lenet_avx2_fc3_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (128)];
-                const int t_depth = 3;
+                float t_pend[12 * (128)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -46111,8 +46111,8 @@ static void lenet_avx2_fc3_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -46167,8 +46167,8 @@ static void lenet_avx2_fc3_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -46190,8 +46190,8 @@ static void lenet_avx2_fc3_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -47665,8 +47665,8 @@ static void lenet_avx512_conv1_backward_w(const float *restrict d, const float *
         float g[50] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -47684,8 +47684,8 @@ static void lenet_avx512_conv1_backward_w(const float *restrict d, const float *
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -47704,8 +47704,8 @@ static void lenet_avx512_conv1_backward_w(const float *restrict d, const float *
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -48017,8 +48017,8 @@ static void lenet_avx512_conv1_backward_w(const float *restrict d, const float *
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -48330,8 +48330,8 @@ static void lenet_avx512_conv1_backward_w(const float *restrict d, const float *
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -48489,8 +48489,8 @@ static void lenet_avx512_conv1_backward_w(const float *restrict d, const float *
         float g[25] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -48509,8 +48509,8 @@ static void lenet_avx512_conv1_backward_w(const float *restrict d, const float *
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -48747,8 +48747,8 @@ static void lenet_avx512_conv1_backward_w(const float *restrict d, const float *
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -48985,8 +48985,8 @@ static void lenet_avx512_conv1_backward_w(const float *restrict d, const float *
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -49116,8 +49116,8 @@ static void lenet_avx512_conv1_backward_w_adam(const float *restrict d, const fl
         float g[50] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -49135,8 +49135,8 @@ static void lenet_avx512_conv1_backward_w_adam(const float *restrict d, const fl
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -49155,8 +49155,8 @@ static void lenet_avx512_conv1_backward_w_adam(const float *restrict d, const fl
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -49468,8 +49468,8 @@ static void lenet_avx512_conv1_backward_w_adam(const float *restrict d, const fl
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -49781,8 +49781,8 @@ static void lenet_avx512_conv1_backward_w_adam(const float *restrict d, const fl
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -49942,8 +49942,8 @@ static void lenet_avx512_conv1_backward_w_adam(const float *restrict d, const fl
         float g[25] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -49962,8 +49962,8 @@ static void lenet_avx512_conv1_backward_w_adam(const float *restrict d, const fl
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -50200,8 +50200,8 @@ static void lenet_avx512_conv1_backward_w_adam(const float *restrict d, const fl
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -50438,8 +50438,8 @@ static void lenet_avx512_conv1_backward_w_adam(const float *restrict d, const fl
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -53491,8 +53491,8 @@ static void lenet_avx512_conv2_backward_w(const float *restrict d, const float *
         float g[600] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -53510,8 +53510,8 @@ static void lenet_avx512_conv2_backward_w(const float *restrict d, const float *
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -53529,8 +53529,8 @@ static void lenet_avx512_conv2_backward_w(const float *restrict d, const float *
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -53548,8 +53548,8 @@ static void lenet_avx512_conv2_backward_w(const float *restrict d, const float *
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -53568,8 +53568,8 @@ static void lenet_avx512_conv2_backward_w(const float *restrict d, const float *
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -54033,8 +54033,8 @@ static void lenet_avx512_conv2_backward_w(const float *restrict d, const float *
             }
             { /* kernel rows 2 to 3 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -54498,8 +54498,8 @@ static void lenet_avx512_conv2_backward_w(const float *restrict d, const float *
             }
             { /* kernel rows 4 to 4 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -54756,8 +54756,8 @@ static void lenet_avx512_conv2_backward_w(const float *restrict d, const float *
         float g[150] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -54776,8 +54776,8 @@ static void lenet_avx512_conv2_backward_w(const float *restrict d, const float *
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -54970,8 +54970,8 @@ static void lenet_avx512_conv2_backward_w(const float *restrict d, const float *
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -55164,8 +55164,8 @@ static void lenet_avx512_conv2_backward_w(const float *restrict d, const float *
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -55289,8 +55289,8 @@ static void lenet_avx512_conv2_backward_w_adam(const float *restrict d, const fl
         float g[600] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -55308,8 +55308,8 @@ static void lenet_avx512_conv2_backward_w_adam(const float *restrict d, const fl
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -55327,8 +55327,8 @@ static void lenet_avx512_conv2_backward_w_adam(const float *restrict d, const fl
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -55346,8 +55346,8 @@ static void lenet_avx512_conv2_backward_w_adam(const float *restrict d, const fl
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -55366,8 +55366,8 @@ static void lenet_avx512_conv2_backward_w_adam(const float *restrict d, const fl
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -55831,8 +55831,8 @@ static void lenet_avx512_conv2_backward_w_adam(const float *restrict d, const fl
             }
             { /* kernel rows 2 to 3 */
                 float res[40];
-                float w_pend[3 * (40)];
-                const int w_depth = 3;
+                float w_pend[12 * (40)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -56296,8 +56296,8 @@ static void lenet_avx512_conv2_backward_w_adam(const float *restrict d, const fl
             }
             { /* kernel rows 4 to 4 */
                 float res[20];
-                float w_pend[3 * (20)];
-                const int w_depth = 3;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -56558,8 +56558,8 @@ static void lenet_avx512_conv2_backward_w_adam(const float *restrict d, const fl
         float g[150] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[3 * (1)];
-            const int b_depth = 3;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -56578,8 +56578,8 @@ static void lenet_avx512_conv2_backward_w_adam(const float *restrict d, const fl
         for (int ci = 0; ci < 6; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -56772,8 +56772,8 @@ static void lenet_avx512_conv2_backward_w_adam(const float *restrict d, const fl
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[3 * (10)];
-                const int w_depth = 3;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -56966,8 +56966,8 @@ static void lenet_avx512_conv2_backward_w_adam(const float *restrict d, const fl
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[3 * (5)];
-                const int w_depth = 3;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66225,8 +66225,8 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66241,8 +66241,8 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66337,8 +66337,8 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66353,8 +66353,8 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66455,8 +66455,8 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66472,8 +66472,8 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (96)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (96)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66548,8 +66548,8 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (64)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (64)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66613,8 +66613,8 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66630,8 +66630,8 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
             {
                 if (i0 < 396) {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (48)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (48)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66687,8 +66687,8 @@ static void lenet_avx512_fc1_backward_w(const float *restrict d, const float *re
                         }
                 } else {
                     const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                    float t_pend[3 * (32)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (32)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66753,8 +66753,8 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66776,8 +66776,8 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66872,8 +66872,8 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66895,8 +66895,8 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -66997,8 +66997,8 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -67021,8 +67021,8 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (96)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (96)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -67104,8 +67104,8 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (64)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (64)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -67169,8 +67169,8 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -67193,8 +67193,8 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (48)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (48)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -67257,8 +67257,8 @@ static void lenet_avx512_fc1_backward_w_adam(const float *restrict d, const floa
                             dn_prefetch_rw(m + at);
                             dn_prefetch_rw(v + at);
                         }
-                    float t_pend[3 * (32)];
-                    const int t_depth = 3;
+                    float t_pend[12 * (32)];
+                    const int t_depth = 12;
                     int t_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -67808,8 +67808,8 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -67824,8 +67824,8 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -67920,8 +67920,8 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -67936,8 +67936,8 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68038,8 +68038,8 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68054,8 +68054,8 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68134,8 +68134,8 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68150,8 +68150,8 @@ static void lenet_avx512_fc2_backward_w(const float *restrict d, const float *re
                 }
             {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (48)];
-                const int t_depth = 3;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68225,8 +68225,8 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                 for (int j = 0; j < 4; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68248,8 +68248,8 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (256)];
-                const int t_depth = 3;
+                float t_pend[12 * (256)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68344,8 +68344,8 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                 for (int j = 0; j < 3; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68367,8 +68367,8 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (192)];
-                const int t_depth = 3;
+                float t_pend[12 * (192)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68469,8 +68469,8 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                 for (int j = 0; j < 2; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68492,8 +68492,8 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68572,8 +68572,8 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                 for (int j = 0; j < 1; j++) {
                     const int u = (p0 + j) * 8;
                     float gs[8];
-                    float s_pend[3 * (8)];
-                    const int s_depth = 3;
+                    float s_pend[12 * (8)];
+                    const int s_depth = 12;
                     int s_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -68595,8 +68595,8 @@ static void lenet_avx512_fc2_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (48)];
-                const int t_depth = 3;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -69108,8 +69108,8 @@ static void lenet_avx512_fc3_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -69125,8 +69125,8 @@ static void lenet_avx512_fc3_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 80) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (128)];
-                const int t_depth = 3;
+                float t_pend[12 * (128)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -69192,8 +69192,8 @@ static void lenet_avx512_fc3_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -69248,8 +69248,8 @@ static void lenet_avx512_fc3_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -69264,8 +69264,8 @@ static void lenet_avx512_fc3_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -69356,8 +69356,8 @@ static void lenet_avx512_fc3_backward_w_adam(const float *restrict d, const floa
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -69380,8 +69380,8 @@ static void lenet_avx512_fc3_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (128)];
-                const int t_depth = 3;
+                float t_pend[12 * (128)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -69454,8 +69454,8 @@ static void lenet_avx512_fc3_backward_w_adam(const float *restrict d, const floa
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -69510,8 +69510,8 @@ static void lenet_avx512_fc3_backward_w_adam(const float *restrict d, const floa
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -69533,8 +69533,8 @@ static void lenet_avx512_fc3_backward_w_adam(const float *restrict d, const floa
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (96)];
-            const int t_depth = 3;
+            float t_pend[12 * (96)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -70347,6 +70347,7 @@ static const dn_model lenet_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 64,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 5,
         .seed = UINT64_C(42),
         .lr = 0.001f,

@@ -852,8 +852,8 @@ static void mlp_base_fc1_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -868,8 +868,8 @@ static void mlp_base_fc1_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -968,8 +968,8 @@ static void mlp_base_fc1_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -985,8 +985,8 @@ static void mlp_base_fc1_backward_w(const float *restrict d, const float *restri
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1061,8 +1061,8 @@ static void mlp_base_fc1_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1138,8 +1138,8 @@ static void mlp_base_fc1_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1161,8 +1161,8 @@ static void mlp_base_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1261,8 +1261,8 @@ static void mlp_base_fc1_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1285,8 +1285,8 @@ static void mlp_base_fc1_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1368,8 +1368,8 @@ static void mlp_base_fc1_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1609,8 +1609,8 @@ static void mlp_base_fc2_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1625,8 +1625,8 @@ static void mlp_base_fc2_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1725,8 +1725,8 @@ static void mlp_base_fc2_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1742,8 +1742,8 @@ static void mlp_base_fc2_backward_w(const float *restrict d, const float *restri
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1818,8 +1818,8 @@ static void mlp_base_fc2_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1895,8 +1895,8 @@ static void mlp_base_fc2_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1918,8 +1918,8 @@ static void mlp_base_fc2_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2018,8 +2018,8 @@ static void mlp_base_fc2_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2042,8 +2042,8 @@ static void mlp_base_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2125,8 +2125,8 @@ static void mlp_base_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2502,8 +2502,8 @@ static void mlp_base_fc3_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2518,8 +2518,8 @@ static void mlp_base_fc3_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2593,8 +2593,8 @@ static void mlp_base_fc3_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2610,8 +2610,8 @@ static void mlp_base_fc3_backward_w(const float *restrict d, const float *restri
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2686,8 +2686,8 @@ static void mlp_base_fc3_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2747,8 +2747,8 @@ static void mlp_base_fc3_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2770,8 +2770,8 @@ static void mlp_base_fc3_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2845,8 +2845,8 @@ static void mlp_base_fc3_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2869,8 +2869,8 @@ static void mlp_base_fc3_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2952,8 +2952,8 @@ static void mlp_base_fc3_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4105,8 +4105,8 @@ static void mlp_avx2_fc1_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4121,8 +4121,8 @@ static void mlp_avx2_fc1_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4221,8 +4221,8 @@ static void mlp_avx2_fc1_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4238,8 +4238,8 @@ static void mlp_avx2_fc1_backward_w(const float *restrict d, const float *restri
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4314,8 +4314,8 @@ static void mlp_avx2_fc1_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4391,8 +4391,8 @@ static void mlp_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4414,8 +4414,8 @@ static void mlp_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4514,8 +4514,8 @@ static void mlp_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4538,8 +4538,8 @@ static void mlp_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4621,8 +4621,8 @@ static void mlp_avx2_fc1_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4862,8 +4862,8 @@ static void mlp_avx2_fc2_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4878,8 +4878,8 @@ static void mlp_avx2_fc2_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4978,8 +4978,8 @@ static void mlp_avx2_fc2_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4995,8 +4995,8 @@ static void mlp_avx2_fc2_backward_w(const float *restrict d, const float *restri
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5071,8 +5071,8 @@ static void mlp_avx2_fc2_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5148,8 +5148,8 @@ static void mlp_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5171,8 +5171,8 @@ static void mlp_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5271,8 +5271,8 @@ static void mlp_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5295,8 +5295,8 @@ static void mlp_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5378,8 +5378,8 @@ static void mlp_avx2_fc2_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5755,8 +5755,8 @@ static void mlp_avx2_fc3_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5771,8 +5771,8 @@ static void mlp_avx2_fc3_backward_w(const float *restrict d, const float *restri
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5846,8 +5846,8 @@ static void mlp_avx2_fc3_backward_w(const float *restrict d, const float *restri
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5863,8 +5863,8 @@ static void mlp_avx2_fc3_backward_w(const float *restrict d, const float *restri
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5939,8 +5939,8 @@ static void mlp_avx2_fc3_backward_w(const float *restrict d, const float *restri
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6000,8 +6000,8 @@ static void mlp_avx2_fc3_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6023,8 +6023,8 @@ static void mlp_avx2_fc3_backward_w_adam(const float *restrict d, const float *r
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6098,8 +6098,8 @@ static void mlp_avx2_fc3_backward_w_adam(const float *restrict d, const float *r
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6122,8 +6122,8 @@ static void mlp_avx2_fc3_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6205,8 +6205,8 @@ static void mlp_avx2_fc3_backward_w_adam(const float *restrict d, const float *r
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7365,8 +7365,8 @@ static void mlp_avx512_fc1_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7381,8 +7381,8 @@ static void mlp_avx512_fc1_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7481,8 +7481,8 @@ static void mlp_avx512_fc1_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7498,8 +7498,8 @@ static void mlp_avx512_fc1_backward_w(const float *restrict d, const float *rest
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7574,8 +7574,8 @@ static void mlp_avx512_fc1_backward_w(const float *restrict d, const float *rest
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7651,8 +7651,8 @@ static void mlp_avx512_fc1_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7674,8 +7674,8 @@ static void mlp_avx512_fc1_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7774,8 +7774,8 @@ static void mlp_avx512_fc1_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7798,8 +7798,8 @@ static void mlp_avx512_fc1_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7881,8 +7881,8 @@ static void mlp_avx512_fc1_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8122,8 +8122,8 @@ static void mlp_avx512_fc2_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8138,8 +8138,8 @@ static void mlp_avx512_fc2_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8238,8 +8238,8 @@ static void mlp_avx512_fc2_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8255,8 +8255,8 @@ static void mlp_avx512_fc2_backward_w(const float *restrict d, const float *rest
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8331,8 +8331,8 @@ static void mlp_avx512_fc2_backward_w(const float *restrict d, const float *rest
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8408,8 +8408,8 @@ static void mlp_avx512_fc2_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8431,8 +8431,8 @@ static void mlp_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8531,8 +8531,8 @@ static void mlp_avx512_fc2_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8555,8 +8555,8 @@ static void mlp_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8638,8 +8638,8 @@ static void mlp_avx512_fc2_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9015,8 +9015,8 @@ static void mlp_avx512_fc3_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9031,8 +9031,8 @@ static void mlp_avx512_fc3_backward_w(const float *restrict d, const float *rest
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9106,8 +9106,8 @@ static void mlp_avx512_fc3_backward_w(const float *restrict d, const float *rest
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9123,8 +9123,8 @@ static void mlp_avx512_fc3_backward_w(const float *restrict d, const float *rest
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9199,8 +9199,8 @@ static void mlp_avx512_fc3_backward_w(const float *restrict d, const float *rest
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9260,8 +9260,8 @@ static void mlp_avx512_fc3_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9283,8 +9283,8 @@ static void mlp_avx512_fc3_backward_w_adam(const float *restrict d, const float 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9358,8 +9358,8 @@ static void mlp_avx512_fc3_backward_w_adam(const float *restrict d, const float 
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9382,8 +9382,8 @@ static void mlp_avx512_fc3_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9465,8 +9465,8 @@ static void mlp_avx512_fc3_backward_w_adam(const float *restrict d, const float 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10088,6 +10088,7 @@ static const dn_model mlp_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 64,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 5,
         .seed = UINT64_C(42),
         .lr = 0.001f,

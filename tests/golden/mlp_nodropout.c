@@ -830,8 +830,8 @@ static void mlp_nodropout_base_fc1_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -846,8 +846,8 @@ static void mlp_nodropout_base_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -946,8 +946,8 @@ static void mlp_nodropout_base_fc1_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -963,8 +963,8 @@ static void mlp_nodropout_base_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1039,8 +1039,8 @@ static void mlp_nodropout_base_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1116,8 +1116,8 @@ static void mlp_nodropout_base_fc1_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1139,8 +1139,8 @@ static void mlp_nodropout_base_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1239,8 +1239,8 @@ static void mlp_nodropout_base_fc1_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1263,8 +1263,8 @@ static void mlp_nodropout_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1346,8 +1346,8 @@ static void mlp_nodropout_base_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1573,8 +1573,8 @@ static void mlp_nodropout_base_fc2_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1589,8 +1589,8 @@ static void mlp_nodropout_base_fc2_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1689,8 +1689,8 @@ static void mlp_nodropout_base_fc2_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1706,8 +1706,8 @@ static void mlp_nodropout_base_fc2_backward_w(const float *restrict d, const flo
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1782,8 +1782,8 @@ static void mlp_nodropout_base_fc2_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1859,8 +1859,8 @@ static void mlp_nodropout_base_fc2_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1882,8 +1882,8 @@ static void mlp_nodropout_base_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1982,8 +1982,8 @@ static void mlp_nodropout_base_fc2_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2006,8 +2006,8 @@ static void mlp_nodropout_base_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2089,8 +2089,8 @@ static void mlp_nodropout_base_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2465,8 +2465,8 @@ static void mlp_nodropout_base_fc3_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2481,8 +2481,8 @@ static void mlp_nodropout_base_fc3_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2556,8 +2556,8 @@ static void mlp_nodropout_base_fc3_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2573,8 +2573,8 @@ static void mlp_nodropout_base_fc3_backward_w(const float *restrict d, const flo
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2649,8 +2649,8 @@ static void mlp_nodropout_base_fc3_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2710,8 +2710,8 @@ static void mlp_nodropout_base_fc3_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2733,8 +2733,8 @@ static void mlp_nodropout_base_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2808,8 +2808,8 @@ static void mlp_nodropout_base_fc3_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2832,8 +2832,8 @@ static void mlp_nodropout_base_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2915,8 +2915,8 @@ static void mlp_nodropout_base_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4044,8 +4044,8 @@ static void mlp_nodropout_avx2_fc1_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4060,8 +4060,8 @@ static void mlp_nodropout_avx2_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4160,8 +4160,8 @@ static void mlp_nodropout_avx2_fc1_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4177,8 +4177,8 @@ static void mlp_nodropout_avx2_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4253,8 +4253,8 @@ static void mlp_nodropout_avx2_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4330,8 +4330,8 @@ static void mlp_nodropout_avx2_fc1_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4353,8 +4353,8 @@ static void mlp_nodropout_avx2_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4453,8 +4453,8 @@ static void mlp_nodropout_avx2_fc1_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4477,8 +4477,8 @@ static void mlp_nodropout_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4560,8 +4560,8 @@ static void mlp_nodropout_avx2_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4787,8 +4787,8 @@ static void mlp_nodropout_avx2_fc2_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4803,8 +4803,8 @@ static void mlp_nodropout_avx2_fc2_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4903,8 +4903,8 @@ static void mlp_nodropout_avx2_fc2_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4920,8 +4920,8 @@ static void mlp_nodropout_avx2_fc2_backward_w(const float *restrict d, const flo
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4996,8 +4996,8 @@ static void mlp_nodropout_avx2_fc2_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5073,8 +5073,8 @@ static void mlp_nodropout_avx2_fc2_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5096,8 +5096,8 @@ static void mlp_nodropout_avx2_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5196,8 +5196,8 @@ static void mlp_nodropout_avx2_fc2_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5220,8 +5220,8 @@ static void mlp_nodropout_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5303,8 +5303,8 @@ static void mlp_nodropout_avx2_fc2_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5679,8 +5679,8 @@ static void mlp_nodropout_avx2_fc3_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5695,8 +5695,8 @@ static void mlp_nodropout_avx2_fc3_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5770,8 +5770,8 @@ static void mlp_nodropout_avx2_fc3_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5787,8 +5787,8 @@ static void mlp_nodropout_avx2_fc3_backward_w(const float *restrict d, const flo
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5863,8 +5863,8 @@ static void mlp_nodropout_avx2_fc3_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5924,8 +5924,8 @@ static void mlp_nodropout_avx2_fc3_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5947,8 +5947,8 @@ static void mlp_nodropout_avx2_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6022,8 +6022,8 @@ static void mlp_nodropout_avx2_fc3_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6046,8 +6046,8 @@ static void mlp_nodropout_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6129,8 +6129,8 @@ static void mlp_nodropout_avx2_fc3_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7265,8 +7265,8 @@ static void mlp_nodropout_avx512_fc1_backward_w(const float *restrict d, const f
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7281,8 +7281,8 @@ static void mlp_nodropout_avx512_fc1_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7381,8 +7381,8 @@ static void mlp_nodropout_avx512_fc1_backward_w(const float *restrict d, const f
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7398,8 +7398,8 @@ static void mlp_nodropout_avx512_fc1_backward_w(const float *restrict d, const f
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7474,8 +7474,8 @@ static void mlp_nodropout_avx512_fc1_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7551,8 +7551,8 @@ static void mlp_nodropout_avx512_fc1_backward_w_adam(const float *restrict d, co
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7574,8 +7574,8 @@ static void mlp_nodropout_avx512_fc1_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7674,8 +7674,8 @@ static void mlp_nodropout_avx512_fc1_backward_w_adam(const float *restrict d, co
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7698,8 +7698,8 @@ static void mlp_nodropout_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7781,8 +7781,8 @@ static void mlp_nodropout_avx512_fc1_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8008,8 +8008,8 @@ static void mlp_nodropout_avx512_fc2_backward_w(const float *restrict d, const f
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8024,8 +8024,8 @@ static void mlp_nodropout_avx512_fc2_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8124,8 +8124,8 @@ static void mlp_nodropout_avx512_fc2_backward_w(const float *restrict d, const f
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8141,8 +8141,8 @@ static void mlp_nodropout_avx512_fc2_backward_w(const float *restrict d, const f
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8217,8 +8217,8 @@ static void mlp_nodropout_avx512_fc2_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8294,8 +8294,8 @@ static void mlp_nodropout_avx512_fc2_backward_w_adam(const float *restrict d, co
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8317,8 +8317,8 @@ static void mlp_nodropout_avx512_fc2_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8417,8 +8417,8 @@ static void mlp_nodropout_avx512_fc2_backward_w_adam(const float *restrict d, co
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8441,8 +8441,8 @@ static void mlp_nodropout_avx512_fc2_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8524,8 +8524,8 @@ static void mlp_nodropout_avx512_fc2_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8900,8 +8900,8 @@ static void mlp_nodropout_avx512_fc3_backward_w(const float *restrict d, const f
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8916,8 +8916,8 @@ static void mlp_nodropout_avx512_fc3_backward_w(const float *restrict d, const f
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8991,8 +8991,8 @@ static void mlp_nodropout_avx512_fc3_backward_w(const float *restrict d, const f
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9008,8 +9008,8 @@ static void mlp_nodropout_avx512_fc3_backward_w(const float *restrict d, const f
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9084,8 +9084,8 @@ static void mlp_nodropout_avx512_fc3_backward_w(const float *restrict d, const f
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9145,8 +9145,8 @@ static void mlp_nodropout_avx512_fc3_backward_w_adam(const float *restrict d, co
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9168,8 +9168,8 @@ static void mlp_nodropout_avx512_fc3_backward_w_adam(const float *restrict d, co
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9243,8 +9243,8 @@ static void mlp_nodropout_avx512_fc3_backward_w_adam(const float *restrict d, co
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9267,8 +9267,8 @@ static void mlp_nodropout_avx512_fc3_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9350,8 +9350,8 @@ static void mlp_nodropout_avx512_fc3_backward_w_adam(const float *restrict d, co
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9971,6 +9971,7 @@ static const dn_model mlp_nodropout_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 64,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 5,
         .seed = UINT64_C(42),
         .lr = 0.001f,

@@ -853,8 +853,8 @@ static void mlp_sgd_base_fc1_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -869,8 +869,8 @@ static void mlp_sgd_base_fc1_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -969,8 +969,8 @@ static void mlp_sgd_base_fc1_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -986,8 +986,8 @@ static void mlp_sgd_base_fc1_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1062,8 +1062,8 @@ static void mlp_sgd_base_fc1_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1303,8 +1303,8 @@ static void mlp_sgd_base_fc2_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1319,8 +1319,8 @@ static void mlp_sgd_base_fc2_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1419,8 +1419,8 @@ static void mlp_sgd_base_fc2_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1436,8 +1436,8 @@ static void mlp_sgd_base_fc2_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1512,8 +1512,8 @@ static void mlp_sgd_base_fc2_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1889,8 +1889,8 @@ static void mlp_sgd_base_fc3_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1905,8 +1905,8 @@ static void mlp_sgd_base_fc3_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1980,8 +1980,8 @@ static void mlp_sgd_base_fc3_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1997,8 +1997,8 @@ static void mlp_sgd_base_fc3_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2073,8 +2073,8 @@ static void mlp_sgd_base_fc3_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3177,8 +3177,8 @@ static void mlp_sgd_avx2_fc1_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3193,8 +3193,8 @@ static void mlp_sgd_avx2_fc1_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3293,8 +3293,8 @@ static void mlp_sgd_avx2_fc1_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3310,8 +3310,8 @@ static void mlp_sgd_avx2_fc1_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3386,8 +3386,8 @@ static void mlp_sgd_avx2_fc1_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3627,8 +3627,8 @@ static void mlp_sgd_avx2_fc2_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3643,8 +3643,8 @@ static void mlp_sgd_avx2_fc2_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3743,8 +3743,8 @@ static void mlp_sgd_avx2_fc2_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3760,8 +3760,8 @@ static void mlp_sgd_avx2_fc2_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3836,8 +3836,8 @@ static void mlp_sgd_avx2_fc2_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4213,8 +4213,8 @@ static void mlp_sgd_avx2_fc3_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4229,8 +4229,8 @@ static void mlp_sgd_avx2_fc3_backward_w(const float *restrict d, const float *re
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4304,8 +4304,8 @@ static void mlp_sgd_avx2_fc3_backward_w(const float *restrict d, const float *re
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4321,8 +4321,8 @@ static void mlp_sgd_avx2_fc3_backward_w(const float *restrict d, const float *re
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4397,8 +4397,8 @@ static void mlp_sgd_avx2_fc3_backward_w(const float *restrict d, const float *re
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5508,8 +5508,8 @@ static void mlp_sgd_avx512_fc1_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5524,8 +5524,8 @@ static void mlp_sgd_avx512_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5624,8 +5624,8 @@ static void mlp_sgd_avx512_fc1_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5641,8 +5641,8 @@ static void mlp_sgd_avx512_fc1_backward_w(const float *restrict d, const float *
         {
             if (i0 < 780) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5717,8 +5717,8 @@ static void mlp_sgd_avx512_fc1_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5958,8 +5958,8 @@ static void mlp_sgd_avx512_fc2_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 4; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5974,8 +5974,8 @@ static void mlp_sgd_avx512_fc2_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (256)];
-            const int t_depth = 3;
+            float t_pend[12 * (256)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6074,8 +6074,8 @@ static void mlp_sgd_avx512_fc2_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6091,8 +6091,8 @@ static void mlp_sgd_avx512_fc2_backward_w(const float *restrict d, const float *
         {
             if (i0 < 252) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6167,8 +6167,8 @@ static void mlp_sgd_avx512_fc2_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (64)];
-                const int t_depth = 3;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6544,8 +6544,8 @@ static void mlp_sgd_avx512_fc3_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6560,8 +6560,8 @@ static void mlp_sgd_avx512_fc3_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[3 * (128)];
-            const int t_depth = 3;
+            float t_pend[12 * (128)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6635,8 +6635,8 @@ static void mlp_sgd_avx512_fc3_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 2; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[3 * (8)];
-                const int s_depth = 3;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6652,8 +6652,8 @@ static void mlp_sgd_avx512_fc3_backward_w(const float *restrict d, const float *
         {
             if (i0 < 126) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (96)];
-                const int t_depth = 3;
+                float t_pend[12 * (96)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6728,8 +6728,8 @@ static void mlp_sgd_avx512_fc3_backward_w(const float *restrict d, const float *
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[3 * (32)];
-                const int t_depth = 3;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7279,6 +7279,7 @@ static const dn_model mlp_sgd_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 64,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 5,
         .seed = UINT64_C(42),
         .lr = 0.05f,

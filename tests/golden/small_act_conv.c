@@ -1244,8 +1244,8 @@ static void small_act_conv_base_conv1_backward_w(const float *restrict d, const 
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1263,8 +1263,8 @@ static void small_act_conv_base_conv1_backward_w(const float *restrict d, const 
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1282,8 +1282,8 @@ static void small_act_conv_base_conv1_backward_w(const float *restrict d, const 
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1301,8 +1301,8 @@ static void small_act_conv_base_conv1_backward_w(const float *restrict d, const 
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1321,8 +1321,8 @@ static void small_act_conv_base_conv1_backward_w(const float *restrict d, const 
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1757,8 +1757,8 @@ static void small_act_conv_base_conv1_backward_w(const float *restrict d, const 
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1777,8 +1777,8 @@ static void small_act_conv_base_conv1_backward_w(const float *restrict d, const 
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1972,8 +1972,8 @@ static void small_act_conv_base_conv1_backward_w_adam(const float *restrict d, c
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1991,8 +1991,8 @@ static void small_act_conv_base_conv1_backward_w_adam(const float *restrict d, c
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2010,8 +2010,8 @@ static void small_act_conv_base_conv1_backward_w_adam(const float *restrict d, c
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2029,8 +2029,8 @@ static void small_act_conv_base_conv1_backward_w_adam(const float *restrict d, c
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2049,8 +2049,8 @@ static void small_act_conv_base_conv1_backward_w_adam(const float *restrict d, c
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2489,8 +2489,8 @@ static void small_act_conv_base_conv1_backward_w_adam(const float *restrict d, c
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2509,8 +2509,8 @@ static void small_act_conv_base_conv1_backward_w_adam(const float *restrict d, c
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2933,8 +2933,8 @@ static void small_act_conv_base_conv2_backward_w(const float *restrict d, const 
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
         float res[37];
-        float w_pend[1 * (37)];
-        const int w_depth = 1;
+        float w_pend[12 * (37)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3031,8 +3031,8 @@ static void small_act_conv_base_conv2_backward_w_adam(const float *restrict d, c
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
         float res[37];
-        float w_pend[1 * (37)];
-        const int w_depth = 1;
+        float w_pend[12 * (37)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4255,8 +4255,8 @@ static void small_act_conv_base_conv3_backward_w(const float *restrict d, const 
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
         float res[6];
-        float w_pend[1 * (6)];
-        const int w_depth = 1;
+        float w_pend[12 * (6)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4297,8 +4297,8 @@ static void small_act_conv_base_conv3_backward_w_adam(const float *restrict d, c
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
         float res[6];
-        float w_pend[1 * (6)];
-        const int w_depth = 1;
+        float w_pend[12 * (6)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4718,8 +4718,8 @@ static void small_act_conv_base_conv4_backward_w(const float *restrict d, const 
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4760,8 +4760,8 @@ static void small_act_conv_base_conv4_backward_w_adam(const float *restrict d, c
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5140,8 +5140,8 @@ static void small_act_conv_base_conv5_backward_w(const float *restrict d, const 
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5182,8 +5182,8 @@ static void small_act_conv_base_conv5_backward_w_adam(const float *restrict d, c
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5585,8 +5585,8 @@ static void small_act_conv_base_conv6_backward_w(const float *restrict d, const 
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
         float res[4];
-        float w_pend[1 * (4)];
-        const int w_depth = 1;
+        float w_pend[12 * (4)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5627,8 +5627,8 @@ static void small_act_conv_base_conv6_backward_w_adam(const float *restrict d, c
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
         float res[4];
-        float w_pend[1 * (4)];
-        const int w_depth = 1;
+        float w_pend[12 * (4)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6093,8 +6093,8 @@ static void small_act_conv_base_fc1_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6110,8 +6110,8 @@ static void small_act_conv_base_fc1_backward_w(const float *restrict d, const fl
         {
             if (i0 < 16) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6177,8 +6177,8 @@ static void small_act_conv_base_fc1_backward_w(const float *restrict d, const fl
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (16)];
-                const int t_depth = 1;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6223,8 +6223,8 @@ static void small_act_conv_base_fc1_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6239,8 +6239,8 @@ static void small_act_conv_base_fc1_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6312,8 +6312,8 @@ static void small_act_conv_base_fc1_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6336,8 +6336,8 @@ static void small_act_conv_base_fc1_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6410,8 +6410,8 @@ static void small_act_conv_base_fc1_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (16)];
-                const int t_depth = 1;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6456,8 +6456,8 @@ static void small_act_conv_base_fc1_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6479,8 +6479,8 @@ static void small_act_conv_base_fc1_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6911,8 +6911,8 @@ static void small_act_conv_base_out_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6927,8 +6927,8 @@ static void small_act_conv_base_out_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6987,8 +6987,8 @@ static void small_act_conv_base_out_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7003,8 +7003,8 @@ static void small_act_conv_base_out_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7071,8 +7071,8 @@ static void small_act_conv_base_out_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7094,8 +7094,8 @@ static void small_act_conv_base_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7159,8 +7159,8 @@ static void small_act_conv_base_out_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7182,8 +7182,8 @@ static void small_act_conv_base_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8735,8 +8735,8 @@ static void small_act_conv_avx2_conv1_backward_w(const float *restrict d, const 
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8754,8 +8754,8 @@ static void small_act_conv_avx2_conv1_backward_w(const float *restrict d, const 
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8773,8 +8773,8 @@ static void small_act_conv_avx2_conv1_backward_w(const float *restrict d, const 
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8792,8 +8792,8 @@ static void small_act_conv_avx2_conv1_backward_w(const float *restrict d, const 
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8812,8 +8812,8 @@ static void small_act_conv_avx2_conv1_backward_w(const float *restrict d, const 
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9248,8 +9248,8 @@ static void small_act_conv_avx2_conv1_backward_w(const float *restrict d, const 
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9268,8 +9268,8 @@ static void small_act_conv_avx2_conv1_backward_w(const float *restrict d, const 
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9463,8 +9463,8 @@ static void small_act_conv_avx2_conv1_backward_w_adam(const float *restrict d, c
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9482,8 +9482,8 @@ static void small_act_conv_avx2_conv1_backward_w_adam(const float *restrict d, c
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9501,8 +9501,8 @@ static void small_act_conv_avx2_conv1_backward_w_adam(const float *restrict d, c
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9520,8 +9520,8 @@ static void small_act_conv_avx2_conv1_backward_w_adam(const float *restrict d, c
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9540,8 +9540,8 @@ static void small_act_conv_avx2_conv1_backward_w_adam(const float *restrict d, c
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9980,8 +9980,8 @@ static void small_act_conv_avx2_conv1_backward_w_adam(const float *restrict d, c
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10000,8 +10000,8 @@ static void small_act_conv_avx2_conv1_backward_w_adam(const float *restrict d, c
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10424,8 +10424,8 @@ static void small_act_conv_avx2_conv2_backward_w(const float *restrict d, const 
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
         float res[37];
-        float w_pend[1 * (37)];
-        const int w_depth = 1;
+        float w_pend[12 * (37)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10522,8 +10522,8 @@ static void small_act_conv_avx2_conv2_backward_w_adam(const float *restrict d, c
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
         float res[37];
-        float w_pend[1 * (37)];
-        const int w_depth = 1;
+        float w_pend[12 * (37)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11746,8 +11746,8 @@ static void small_act_conv_avx2_conv3_backward_w(const float *restrict d, const 
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
         float res[6];
-        float w_pend[1 * (6)];
-        const int w_depth = 1;
+        float w_pend[12 * (6)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11788,8 +11788,8 @@ static void small_act_conv_avx2_conv3_backward_w_adam(const float *restrict d, c
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
         float res[6];
-        float w_pend[1 * (6)];
-        const int w_depth = 1;
+        float w_pend[12 * (6)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12209,8 +12209,8 @@ static void small_act_conv_avx2_conv4_backward_w(const float *restrict d, const 
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12251,8 +12251,8 @@ static void small_act_conv_avx2_conv4_backward_w_adam(const float *restrict d, c
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12631,8 +12631,8 @@ static void small_act_conv_avx2_conv5_backward_w(const float *restrict d, const 
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12673,8 +12673,8 @@ static void small_act_conv_avx2_conv5_backward_w_adam(const float *restrict d, c
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13076,8 +13076,8 @@ static void small_act_conv_avx2_conv6_backward_w(const float *restrict d, const 
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
         float res[4];
-        float w_pend[1 * (4)];
-        const int w_depth = 1;
+        float w_pend[12 * (4)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13118,8 +13118,8 @@ static void small_act_conv_avx2_conv6_backward_w_adam(const float *restrict d, c
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
         float res[4];
-        float w_pend[1 * (4)];
-        const int w_depth = 1;
+        float w_pend[12 * (4)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13584,8 +13584,8 @@ static void small_act_conv_avx2_fc1_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13601,8 +13601,8 @@ static void small_act_conv_avx2_fc1_backward_w(const float *restrict d, const fl
         {
             if (i0 < 16) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13668,8 +13668,8 @@ static void small_act_conv_avx2_fc1_backward_w(const float *restrict d, const fl
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (16)];
-                const int t_depth = 1;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13714,8 +13714,8 @@ static void small_act_conv_avx2_fc1_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13730,8 +13730,8 @@ static void small_act_conv_avx2_fc1_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13803,8 +13803,8 @@ static void small_act_conv_avx2_fc1_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13827,8 +13827,8 @@ static void small_act_conv_avx2_fc1_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13901,8 +13901,8 @@ static void small_act_conv_avx2_fc1_backward_w_adam(const float *restrict d, con
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (16)];
-                const int t_depth = 1;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13947,8 +13947,8 @@ static void small_act_conv_avx2_fc1_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13970,8 +13970,8 @@ static void small_act_conv_avx2_fc1_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14402,8 +14402,8 @@ static void small_act_conv_avx2_out_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14418,8 +14418,8 @@ static void small_act_conv_avx2_out_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14478,8 +14478,8 @@ static void small_act_conv_avx2_out_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14494,8 +14494,8 @@ static void small_act_conv_avx2_out_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14562,8 +14562,8 @@ static void small_act_conv_avx2_out_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14585,8 +14585,8 @@ static void small_act_conv_avx2_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14650,8 +14650,8 @@ static void small_act_conv_avx2_out_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14673,8 +14673,8 @@ static void small_act_conv_avx2_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16233,8 +16233,8 @@ static void small_act_conv_avx512_conv1_backward_w(const float *restrict d, cons
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16252,8 +16252,8 @@ static void small_act_conv_avx512_conv1_backward_w(const float *restrict d, cons
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16271,8 +16271,8 @@ static void small_act_conv_avx512_conv1_backward_w(const float *restrict d, cons
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16290,8 +16290,8 @@ static void small_act_conv_avx512_conv1_backward_w(const float *restrict d, cons
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16310,8 +16310,8 @@ static void small_act_conv_avx512_conv1_backward_w(const float *restrict d, cons
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16746,8 +16746,8 @@ static void small_act_conv_avx512_conv1_backward_w(const float *restrict d, cons
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16766,8 +16766,8 @@ static void small_act_conv_avx512_conv1_backward_w(const float *restrict d, cons
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16961,8 +16961,8 @@ static void small_act_conv_avx512_conv1_backward_w_adam(const float *restrict d,
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16980,8 +16980,8 @@ static void small_act_conv_avx512_conv1_backward_w_adam(const float *restrict d,
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16999,8 +16999,8 @@ static void small_act_conv_avx512_conv1_backward_w_adam(const float *restrict d,
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -17018,8 +17018,8 @@ static void small_act_conv_avx512_conv1_backward_w_adam(const float *restrict d,
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -17038,8 +17038,8 @@ static void small_act_conv_avx512_conv1_backward_w_adam(const float *restrict d,
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -17478,8 +17478,8 @@ static void small_act_conv_avx512_conv1_backward_w_adam(const float *restrict d,
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -17498,8 +17498,8 @@ static void small_act_conv_avx512_conv1_backward_w_adam(const float *restrict d,
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -17922,8 +17922,8 @@ static void small_act_conv_avx512_conv2_backward_w(const float *restrict d, cons
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
         float res[37];
-        float w_pend[1 * (37)];
-        const int w_depth = 1;
+        float w_pend[12 * (37)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -18020,8 +18020,8 @@ static void small_act_conv_avx512_conv2_backward_w_adam(const float *restrict d,
     for (int c = 0; c < 5; c++) {
         float g[36] = {0}, gb = 0.0f;
         float res[37];
-        float w_pend[1 * (37)];
-        const int w_depth = 1;
+        float w_pend[12 * (37)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19244,8 +19244,8 @@ static void small_act_conv_avx512_conv3_backward_w(const float *restrict d, cons
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
         float res[6];
-        float w_pend[1 * (6)];
-        const int w_depth = 1;
+        float w_pend[12 * (6)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19286,8 +19286,8 @@ static void small_act_conv_avx512_conv3_backward_w_adam(const float *restrict d,
     for (int c = 0; c < 4; c++) {
         float g[5] = {0}, gb = 0.0f;
         float res[6];
-        float w_pend[1 * (6)];
-        const int w_depth = 1;
+        float w_pend[12 * (6)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19707,8 +19707,8 @@ static void small_act_conv_avx512_conv4_backward_w(const float *restrict d, cons
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -19749,8 +19749,8 @@ static void small_act_conv_avx512_conv4_backward_w_adam(const float *restrict d,
     for (int c = 0; c < 4; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20129,8 +20129,8 @@ static void small_act_conv_avx512_conv5_backward_w(const float *restrict d, cons
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20171,8 +20171,8 @@ static void small_act_conv_avx512_conv5_backward_w_adam(const float *restrict d,
     for (int c = 0; c < 3; c++) {
         float g[4] = {0}, gb = 0.0f;
         float res[5];
-        float w_pend[1 * (5)];
-        const int w_depth = 1;
+        float w_pend[12 * (5)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20574,8 +20574,8 @@ static void small_act_conv_avx512_conv6_backward_w(const float *restrict d, cons
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
         float res[4];
-        float w_pend[1 * (4)];
-        const int w_depth = 1;
+        float w_pend[12 * (4)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -20616,8 +20616,8 @@ static void small_act_conv_avx512_conv6_backward_w_adam(const float *restrict d,
     for (int c = 0; c < 3; c++) {
         float g[3] = {0}, gb = 0.0f;
         float res[4];
-        float w_pend[1 * (4)];
-        const int w_depth = 1;
+        float w_pend[12 * (4)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21082,8 +21082,8 @@ static void small_act_conv_avx512_fc1_backward_w(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21099,8 +21099,8 @@ static void small_act_conv_avx512_fc1_backward_w(const float *restrict d, const 
         {
             if (i0 < 16) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21166,8 +21166,8 @@ static void small_act_conv_avx512_fc1_backward_w(const float *restrict d, const 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (16)];
-                const int t_depth = 1;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21212,8 +21212,8 @@ static void small_act_conv_avx512_fc1_backward_w(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21228,8 +21228,8 @@ static void small_act_conv_avx512_fc1_backward_w(const float *restrict d, const 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21301,8 +21301,8 @@ static void small_act_conv_avx512_fc1_backward_w_adam(const float *restrict d, c
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21325,8 +21325,8 @@ static void small_act_conv_avx512_fc1_backward_w_adam(const float *restrict d, c
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21399,8 +21399,8 @@ static void small_act_conv_avx512_fc1_backward_w_adam(const float *restrict d, c
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (16)];
-                const int t_depth = 1;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21445,8 +21445,8 @@ static void small_act_conv_avx512_fc1_backward_w_adam(const float *restrict d, c
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21468,8 +21468,8 @@ static void small_act_conv_avx512_fc1_backward_w_adam(const float *restrict d, c
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21900,8 +21900,8 @@ static void small_act_conv_avx512_out_backward_w(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21916,8 +21916,8 @@ static void small_act_conv_avx512_out_backward_w(const float *restrict d, const 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21976,8 +21976,8 @@ static void small_act_conv_avx512_out_backward_w(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -21992,8 +21992,8 @@ static void small_act_conv_avx512_out_backward_w(const float *restrict d, const 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22060,8 +22060,8 @@ static void small_act_conv_avx512_out_backward_w_adam(const float *restrict d, c
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22083,8 +22083,8 @@ static void small_act_conv_avx512_out_backward_w_adam(const float *restrict d, c
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22148,8 +22148,8 @@ static void small_act_conv_avx512_out_backward_w_adam(const float *restrict d, c
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22171,8 +22171,8 @@ static void small_act_conv_avx512_out_backward_w_adam(const float *restrict d, c
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -22818,6 +22818,7 @@ static const dn_model small_act_conv_model = {
     .loss = DN_MODEL_LOSS_BCE,
     .defaults = {
         .batch_size = 4,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 1,
         .seed = UINT64_C(32),
         .lr = 0.01f,

@@ -808,8 +808,8 @@ static void small_adamw_base_fc1_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -824,8 +824,8 @@ static void small_adamw_base_fc1_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -894,8 +894,8 @@ static void small_adamw_base_fc1_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -911,8 +911,8 @@ static void small_adamw_base_fc1_backward_w(const float *restrict d, const float
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -968,8 +968,8 @@ static void small_adamw_base_fc1_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1017,8 +1017,8 @@ static void small_adamw_base_fc1_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1040,8 +1040,8 @@ static void small_adamw_base_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1115,8 +1115,8 @@ static void small_adamw_base_fc1_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1139,8 +1139,8 @@ static void small_adamw_base_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1203,8 +1203,8 @@ static void small_adamw_base_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1375,8 +1375,8 @@ static void small_adamw_base_fc2_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1391,8 +1391,8 @@ static void small_adamw_base_fc2_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1456,8 +1456,8 @@ static void small_adamw_base_fc2_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1472,8 +1472,8 @@ static void small_adamw_base_fc2_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1545,8 +1545,8 @@ static void small_adamw_base_fc2_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1568,8 +1568,8 @@ static void small_adamw_base_fc2_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1633,8 +1633,8 @@ static void small_adamw_base_fc2_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1656,8 +1656,8 @@ static void small_adamw_base_fc2_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1995,8 +1995,8 @@ static void small_adamw_base_fc3_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2011,8 +2011,8 @@ static void small_adamw_base_fc3_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2071,8 +2071,8 @@ static void small_adamw_base_fc3_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2087,8 +2087,8 @@ static void small_adamw_base_fc3_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2155,8 +2155,8 @@ static void small_adamw_base_fc3_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2178,8 +2178,8 @@ static void small_adamw_base_fc3_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2243,8 +2243,8 @@ static void small_adamw_base_fc3_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2266,8 +2266,8 @@ static void small_adamw_base_fc3_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2600,8 +2600,8 @@ static void small_adamw_base_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2616,8 +2616,8 @@ static void small_adamw_base_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2671,8 +2671,8 @@ static void small_adamw_base_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2687,8 +2687,8 @@ static void small_adamw_base_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2750,8 +2750,8 @@ static void small_adamw_base_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2773,8 +2773,8 @@ static void small_adamw_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2828,8 +2828,8 @@ static void small_adamw_base_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2851,8 +2851,8 @@ static void small_adamw_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3931,8 +3931,8 @@ static void small_adamw_avx2_fc1_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3947,8 +3947,8 @@ static void small_adamw_avx2_fc1_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4017,8 +4017,8 @@ static void small_adamw_avx2_fc1_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4034,8 +4034,8 @@ static void small_adamw_avx2_fc1_backward_w(const float *restrict d, const float
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4091,8 +4091,8 @@ static void small_adamw_avx2_fc1_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4140,8 +4140,8 @@ static void small_adamw_avx2_fc1_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4163,8 +4163,8 @@ static void small_adamw_avx2_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4238,8 +4238,8 @@ static void small_adamw_avx2_fc1_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4262,8 +4262,8 @@ static void small_adamw_avx2_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4326,8 +4326,8 @@ static void small_adamw_avx2_fc1_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4498,8 +4498,8 @@ static void small_adamw_avx2_fc2_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4514,8 +4514,8 @@ static void small_adamw_avx2_fc2_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4579,8 +4579,8 @@ static void small_adamw_avx2_fc2_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4595,8 +4595,8 @@ static void small_adamw_avx2_fc2_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4668,8 +4668,8 @@ static void small_adamw_avx2_fc2_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4691,8 +4691,8 @@ static void small_adamw_avx2_fc2_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4756,8 +4756,8 @@ static void small_adamw_avx2_fc2_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4779,8 +4779,8 @@ static void small_adamw_avx2_fc2_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5118,8 +5118,8 @@ static void small_adamw_avx2_fc3_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5134,8 +5134,8 @@ static void small_adamw_avx2_fc3_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5194,8 +5194,8 @@ static void small_adamw_avx2_fc3_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5210,8 +5210,8 @@ static void small_adamw_avx2_fc3_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5278,8 +5278,8 @@ static void small_adamw_avx2_fc3_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5301,8 +5301,8 @@ static void small_adamw_avx2_fc3_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5366,8 +5366,8 @@ static void small_adamw_avx2_fc3_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5389,8 +5389,8 @@ static void small_adamw_avx2_fc3_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5723,8 +5723,8 @@ static void small_adamw_avx2_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5739,8 +5739,8 @@ static void small_adamw_avx2_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5794,8 +5794,8 @@ static void small_adamw_avx2_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5810,8 +5810,8 @@ static void small_adamw_avx2_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5873,8 +5873,8 @@ static void small_adamw_avx2_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5896,8 +5896,8 @@ static void small_adamw_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5951,8 +5951,8 @@ static void small_adamw_avx2_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5974,8 +5974,8 @@ static void small_adamw_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7061,8 +7061,8 @@ static void small_adamw_avx512_fc1_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7077,8 +7077,8 @@ static void small_adamw_avx512_fc1_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7147,8 +7147,8 @@ static void small_adamw_avx512_fc1_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7164,8 +7164,8 @@ static void small_adamw_avx512_fc1_backward_w(const float *restrict d, const flo
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7221,8 +7221,8 @@ static void small_adamw_avx512_fc1_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7270,8 +7270,8 @@ static void small_adamw_avx512_fc1_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7293,8 +7293,8 @@ static void small_adamw_avx512_fc1_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7368,8 +7368,8 @@ static void small_adamw_avx512_fc1_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7392,8 +7392,8 @@ static void small_adamw_avx512_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7456,8 +7456,8 @@ static void small_adamw_avx512_fc1_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7628,8 +7628,8 @@ static void small_adamw_avx512_fc2_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7644,8 +7644,8 @@ static void small_adamw_avx512_fc2_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7709,8 +7709,8 @@ static void small_adamw_avx512_fc2_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7725,8 +7725,8 @@ static void small_adamw_avx512_fc2_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7798,8 +7798,8 @@ static void small_adamw_avx512_fc2_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7821,8 +7821,8 @@ static void small_adamw_avx512_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7886,8 +7886,8 @@ static void small_adamw_avx512_fc2_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7909,8 +7909,8 @@ static void small_adamw_avx512_fc2_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8248,8 +8248,8 @@ static void small_adamw_avx512_fc3_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8264,8 +8264,8 @@ static void small_adamw_avx512_fc3_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8324,8 +8324,8 @@ static void small_adamw_avx512_fc3_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8340,8 +8340,8 @@ static void small_adamw_avx512_fc3_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8408,8 +8408,8 @@ static void small_adamw_avx512_fc3_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8431,8 +8431,8 @@ static void small_adamw_avx512_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8496,8 +8496,8 @@ static void small_adamw_avx512_fc3_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8519,8 +8519,8 @@ static void small_adamw_avx512_fc3_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8853,8 +8853,8 @@ static void small_adamw_avx512_out_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8869,8 +8869,8 @@ static void small_adamw_avx512_out_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8924,8 +8924,8 @@ static void small_adamw_avx512_out_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8940,8 +8940,8 @@ static void small_adamw_avx512_out_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9003,8 +9003,8 @@ static void small_adamw_avx512_out_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9026,8 +9026,8 @@ static void small_adamw_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9081,8 +9081,8 @@ static void small_adamw_avx512_out_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9104,8 +9104,8 @@ static void small_adamw_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9701,6 +9701,7 @@ static const dn_model small_adamw_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 5,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 1,
         .seed = UINT64_C(3),
         .lr = 0.01f,

@@ -917,8 +917,8 @@ static void small_bce_base_fc1_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -933,8 +933,8 @@ static void small_bce_base_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -998,8 +998,8 @@ static void small_bce_base_fc1_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1014,8 +1014,8 @@ static void small_bce_base_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1087,8 +1087,8 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1110,8 +1110,8 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1175,8 +1175,8 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1198,8 +1198,8 @@ static void small_bce_base_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1385,8 +1385,8 @@ static void small_bce_base_out_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1401,8 +1401,8 @@ static void small_bce_base_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1461,8 +1461,8 @@ static void small_bce_base_out_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1477,8 +1477,8 @@ static void small_bce_base_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1545,8 +1545,8 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1568,8 +1568,8 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1633,8 +1633,8 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1656,8 +1656,8 @@ static void small_bce_base_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1883,8 +1883,8 @@ static void small_bce_base_out_bn_batch(const float *restrict z, const float *re
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1903,8 +1903,8 @@ static void small_bce_base_out_bn_batch(const float *restrict z, const float *re
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1981,8 +1981,8 @@ static void small_bce_base_out_bn_backward(float *restrict d, const float *restr
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2040,8 +2040,8 @@ static void small_bce_base_out_bn_backward_adam(float *restrict d, const float *
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2947,8 +2947,8 @@ static void small_bce_avx2_fc1_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2963,8 +2963,8 @@ static void small_bce_avx2_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3028,8 +3028,8 @@ static void small_bce_avx2_fc1_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3044,8 +3044,8 @@ static void small_bce_avx2_fc1_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3117,8 +3117,8 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3140,8 +3140,8 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3205,8 +3205,8 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3228,8 +3228,8 @@ static void small_bce_avx2_fc1_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3415,8 +3415,8 @@ static void small_bce_avx2_out_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3431,8 +3431,8 @@ static void small_bce_avx2_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3491,8 +3491,8 @@ static void small_bce_avx2_out_backward_w(const float *restrict d, const float *
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3507,8 +3507,8 @@ static void small_bce_avx2_out_backward_w(const float *restrict d, const float *
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3575,8 +3575,8 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3598,8 +3598,8 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3663,8 +3663,8 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3686,8 +3686,8 @@ static void small_bce_avx2_out_backward_w_adam(const float *restrict d, const fl
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3913,8 +3913,8 @@ static void small_bce_avx2_out_bn_batch(const float *restrict z, const float *re
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3933,8 +3933,8 @@ static void small_bce_avx2_out_bn_batch(const float *restrict z, const float *re
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4011,8 +4011,8 @@ static void small_bce_avx2_out_bn_backward(float *restrict d, const float *restr
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4070,8 +4070,8 @@ static void small_bce_avx2_out_bn_backward_adam(float *restrict d, const float *
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4984,8 +4984,8 @@ static void small_bce_avx512_fc1_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5000,8 +5000,8 @@ static void small_bce_avx512_fc1_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5065,8 +5065,8 @@ static void small_bce_avx512_fc1_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5081,8 +5081,8 @@ static void small_bce_avx512_fc1_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5154,8 +5154,8 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5177,8 +5177,8 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5242,8 +5242,8 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5265,8 +5265,8 @@ static void small_bce_avx512_fc1_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5452,8 +5452,8 @@ static void small_bce_avx512_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5468,8 +5468,8 @@ static void small_bce_avx512_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5528,8 +5528,8 @@ static void small_bce_avx512_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5544,8 +5544,8 @@ static void small_bce_avx512_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5612,8 +5612,8 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5635,8 +5635,8 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5700,8 +5700,8 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5723,8 +5723,8 @@ static void small_bce_avx512_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5950,8 +5950,8 @@ static void small_bce_avx512_out_bn_batch(const float *restrict z, const float *
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5970,8 +5970,8 @@ static void small_bce_avx512_out_bn_batch(const float *restrict z, const float *
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6048,8 +6048,8 @@ static void small_bce_avx512_out_bn_backward(float *restrict d, const float *res
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6107,8 +6107,8 @@ static void small_bce_avx512_out_bn_backward_adam(float *restrict d, const float
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6427,6 +6427,7 @@ static const dn_model small_bce_model = {
     .loss = DN_MODEL_LOSS_BCE,
     .defaults = {
         .batch_size = 6,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 1,
         .seed = UINT64_C(33),
         .lr = 0.01f,

@@ -815,8 +815,8 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -831,8 +831,8 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -901,8 +901,8 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -918,8 +918,8 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -975,8 +975,8 @@ static void small_bn_base_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1024,8 +1024,8 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1047,8 +1047,8 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1122,8 +1122,8 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1146,8 +1146,8 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1210,8 +1210,8 @@ static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1276,8 +1276,8 @@ static void small_bn_base_fc1_bn_batch(const float *restrict z, const float *res
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1296,8 +1296,8 @@ static void small_bn_base_fc1_bn_batch(const float *restrict z, const float *res
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1377,8 +1377,8 @@ static void small_bn_base_fc1_bn_backward(float *restrict d, const float *restri
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1436,8 +1436,8 @@ static void small_bn_base_fc1_bn_backward_adam(float *restrict d, const float *r
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1611,8 +1611,8 @@ static void small_bn_base_fc2_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1627,8 +1627,8 @@ static void small_bn_base_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1692,8 +1692,8 @@ static void small_bn_base_fc2_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1708,8 +1708,8 @@ static void small_bn_base_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1781,8 +1781,8 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1804,8 +1804,8 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1869,8 +1869,8 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1892,8 +1892,8 @@ static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2132,8 +2132,8 @@ static void small_bn_base_fc2_bn_batch(const float *restrict z, const float *res
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2152,8 +2152,8 @@ static void small_bn_base_fc2_bn_batch(const float *restrict z, const float *res
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2230,8 +2230,8 @@ static void small_bn_base_fc2_bn_backward(float *restrict d, const float *restri
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2289,8 +2289,8 @@ static void small_bn_base_fc2_bn_backward_adam(float *restrict d, const float *r
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2470,8 +2470,8 @@ static void small_bn_base_out_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2486,8 +2486,8 @@ static void small_bn_base_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2546,8 +2546,8 @@ static void small_bn_base_out_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2562,8 +2562,8 @@ static void small_bn_base_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2630,8 +2630,8 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2653,8 +2653,8 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2718,8 +2718,8 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2741,8 +2741,8 @@ static void small_bn_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3839,8 +3839,8 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3855,8 +3855,8 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3925,8 +3925,8 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3942,8 +3942,8 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3999,8 +3999,8 @@ static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4048,8 +4048,8 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4071,8 +4071,8 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4146,8 +4146,8 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4170,8 +4170,8 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4234,8 +4234,8 @@ static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4300,8 +4300,8 @@ static void small_bn_avx2_fc1_bn_batch(const float *restrict z, const float *res
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4320,8 +4320,8 @@ static void small_bn_avx2_fc1_bn_batch(const float *restrict z, const float *res
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4401,8 +4401,8 @@ static void small_bn_avx2_fc1_bn_backward(float *restrict d, const float *restri
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4460,8 +4460,8 @@ static void small_bn_avx2_fc1_bn_backward_adam(float *restrict d, const float *r
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4635,8 +4635,8 @@ static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4651,8 +4651,8 @@ static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4716,8 +4716,8 @@ static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4732,8 +4732,8 @@ static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4805,8 +4805,8 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4828,8 +4828,8 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4893,8 +4893,8 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4916,8 +4916,8 @@ static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5156,8 +5156,8 @@ static void small_bn_avx2_fc2_bn_batch(const float *restrict z, const float *res
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5176,8 +5176,8 @@ static void small_bn_avx2_fc2_bn_batch(const float *restrict z, const float *res
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5254,8 +5254,8 @@ static void small_bn_avx2_fc2_bn_backward(float *restrict d, const float *restri
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5313,8 +5313,8 @@ static void small_bn_avx2_fc2_bn_backward_adam(float *restrict d, const float *r
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5494,8 +5494,8 @@ static void small_bn_avx2_out_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5510,8 +5510,8 @@ static void small_bn_avx2_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5570,8 +5570,8 @@ static void small_bn_avx2_out_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5586,8 +5586,8 @@ static void small_bn_avx2_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5654,8 +5654,8 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5677,8 +5677,8 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5742,8 +5742,8 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5765,8 +5765,8 @@ static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6870,8 +6870,8 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6886,8 +6886,8 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6956,8 +6956,8 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6973,8 +6973,8 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7030,8 +7030,8 @@ static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7079,8 +7079,8 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7102,8 +7102,8 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7177,8 +7177,8 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7201,8 +7201,8 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7265,8 +7265,8 @@ static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7331,8 +7331,8 @@ static void small_bn_avx512_fc1_bn_batch(const float *restrict z, const float *r
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7351,8 +7351,8 @@ static void small_bn_avx512_fc1_bn_batch(const float *restrict z, const float *r
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7432,8 +7432,8 @@ static void small_bn_avx512_fc1_bn_backward(float *restrict d, const float *rest
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7491,8 +7491,8 @@ static void small_bn_avx512_fc1_bn_backward_adam(float *restrict d, const float 
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7666,8 +7666,8 @@ static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7682,8 +7682,8 @@ static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7747,8 +7747,8 @@ static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7763,8 +7763,8 @@ static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7836,8 +7836,8 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7859,8 +7859,8 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7924,8 +7924,8 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7947,8 +7947,8 @@ static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8187,8 +8187,8 @@ static void small_bn_avx512_fc2_bn_batch(const float *restrict z, const float *r
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8207,8 +8207,8 @@ static void small_bn_avx512_fc2_bn_batch(const float *restrict z, const float *r
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8285,8 +8285,8 @@ static void small_bn_avx512_fc2_bn_backward(float *restrict d, const float *rest
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8344,8 +8344,8 @@ static void small_bn_avx512_fc2_bn_backward_adam(float *restrict d, const float 
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8525,8 +8525,8 @@ static void small_bn_avx512_out_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8541,8 +8541,8 @@ static void small_bn_avx512_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8601,8 +8601,8 @@ static void small_bn_avx512_out_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8617,8 +8617,8 @@ static void small_bn_avx512_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8685,8 +8685,8 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8708,8 +8708,8 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8773,8 +8773,8 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8796,8 +8796,8 @@ static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9416,6 +9416,7 @@ static const dn_model small_bn_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 6,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 1,
         .seed = UINT64_C(11),
         .lr = 0.01f,

@@ -804,8 +804,8 @@ static void small_bn_out_base_fc1_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -820,8 +820,8 @@ static void small_bn_out_base_fc1_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -885,8 +885,8 @@ static void small_bn_out_base_fc1_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -901,8 +901,8 @@ static void small_bn_out_base_fc1_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -974,8 +974,8 @@ static void small_bn_out_base_fc1_backward_w_adam(const float *restrict d, const
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -997,8 +997,8 @@ static void small_bn_out_base_fc1_backward_w_adam(const float *restrict d, const
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1062,8 +1062,8 @@ static void small_bn_out_base_fc1_backward_w_adam(const float *restrict d, const
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1085,8 +1085,8 @@ static void small_bn_out_base_fc1_backward_w_adam(const float *restrict d, const
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1171,8 +1171,8 @@ static void small_bn_out_base_fc1_bn_batch(const float *restrict z, const float 
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1191,8 +1191,8 @@ static void small_bn_out_base_fc1_bn_batch(const float *restrict z, const float 
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1269,8 +1269,8 @@ static void small_bn_out_base_fc1_bn_backward(float *restrict d, const float *re
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1328,8 +1328,8 @@ static void small_bn_out_base_fc1_bn_backward_adam(float *restrict d, const floa
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1503,8 +1503,8 @@ static void small_bn_out_base_out_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1519,8 +1519,8 @@ static void small_bn_out_base_out_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1579,8 +1579,8 @@ static void small_bn_out_base_out_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1595,8 +1595,8 @@ static void small_bn_out_base_out_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1663,8 +1663,8 @@ static void small_bn_out_base_out_backward_w_adam(const float *restrict d, const
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1686,8 +1686,8 @@ static void small_bn_out_base_out_backward_w_adam(const float *restrict d, const
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1751,8 +1751,8 @@ static void small_bn_out_base_out_backward_w_adam(const float *restrict d, const
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1774,8 +1774,8 @@ static void small_bn_out_base_out_backward_w_adam(const float *restrict d, const
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1998,8 +1998,8 @@ static void small_bn_out_base_out_bn_batch(const float *restrict z, const float 
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2018,8 +2018,8 @@ static void small_bn_out_base_out_bn_batch(const float *restrict z, const float 
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2096,8 +2096,8 @@ static void small_bn_out_base_out_bn_backward(float *restrict d, const float *re
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2155,8 +2155,8 @@ static void small_bn_out_base_out_bn_backward_adam(float *restrict d, const floa
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2958,8 +2958,8 @@ static void small_bn_out_avx2_fc1_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2974,8 +2974,8 @@ static void small_bn_out_avx2_fc1_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3039,8 +3039,8 @@ static void small_bn_out_avx2_fc1_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3055,8 +3055,8 @@ static void small_bn_out_avx2_fc1_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3128,8 +3128,8 @@ static void small_bn_out_avx2_fc1_backward_w_adam(const float *restrict d, const
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3151,8 +3151,8 @@ static void small_bn_out_avx2_fc1_backward_w_adam(const float *restrict d, const
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3216,8 +3216,8 @@ static void small_bn_out_avx2_fc1_backward_w_adam(const float *restrict d, const
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3239,8 +3239,8 @@ static void small_bn_out_avx2_fc1_backward_w_adam(const float *restrict d, const
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3325,8 +3325,8 @@ static void small_bn_out_avx2_fc1_bn_batch(const float *restrict z, const float 
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3345,8 +3345,8 @@ static void small_bn_out_avx2_fc1_bn_batch(const float *restrict z, const float 
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3423,8 +3423,8 @@ static void small_bn_out_avx2_fc1_bn_backward(float *restrict d, const float *re
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3482,8 +3482,8 @@ static void small_bn_out_avx2_fc1_bn_backward_adam(float *restrict d, const floa
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3657,8 +3657,8 @@ static void small_bn_out_avx2_out_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3673,8 +3673,8 @@ static void small_bn_out_avx2_out_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3733,8 +3733,8 @@ static void small_bn_out_avx2_out_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3749,8 +3749,8 @@ static void small_bn_out_avx2_out_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3817,8 +3817,8 @@ static void small_bn_out_avx2_out_backward_w_adam(const float *restrict d, const
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3840,8 +3840,8 @@ static void small_bn_out_avx2_out_backward_w_adam(const float *restrict d, const
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3905,8 +3905,8 @@ static void small_bn_out_avx2_out_backward_w_adam(const float *restrict d, const
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3928,8 +3928,8 @@ static void small_bn_out_avx2_out_backward_w_adam(const float *restrict d, const
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4152,8 +4152,8 @@ static void small_bn_out_avx2_out_bn_batch(const float *restrict z, const float 
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4172,8 +4172,8 @@ static void small_bn_out_avx2_out_bn_batch(const float *restrict z, const float 
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4250,8 +4250,8 @@ static void small_bn_out_avx2_out_bn_backward(float *restrict d, const float *re
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4309,8 +4309,8 @@ static void small_bn_out_avx2_out_bn_backward_adam(float *restrict d, const floa
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5119,8 +5119,8 @@ static void small_bn_out_avx512_fc1_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5135,8 +5135,8 @@ static void small_bn_out_avx512_fc1_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5200,8 +5200,8 @@ static void small_bn_out_avx512_fc1_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5216,8 +5216,8 @@ static void small_bn_out_avx512_fc1_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5289,8 +5289,8 @@ static void small_bn_out_avx512_fc1_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5312,8 +5312,8 @@ static void small_bn_out_avx512_fc1_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5377,8 +5377,8 @@ static void small_bn_out_avx512_fc1_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5400,8 +5400,8 @@ static void small_bn_out_avx512_fc1_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5486,8 +5486,8 @@ static void small_bn_out_avx512_fc1_bn_batch(const float *restrict z, const floa
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5506,8 +5506,8 @@ static void small_bn_out_avx512_fc1_bn_batch(const float *restrict z, const floa
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5584,8 +5584,8 @@ static void small_bn_out_avx512_fc1_bn_backward(float *restrict d, const float *
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5643,8 +5643,8 @@ static void small_bn_out_avx512_fc1_bn_backward_adam(float *restrict d, const fl
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5818,8 +5818,8 @@ static void small_bn_out_avx512_out_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5834,8 +5834,8 @@ static void small_bn_out_avx512_out_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5894,8 +5894,8 @@ static void small_bn_out_avx512_out_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5910,8 +5910,8 @@ static void small_bn_out_avx512_out_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5978,8 +5978,8 @@ static void small_bn_out_avx512_out_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6001,8 +6001,8 @@ static void small_bn_out_avx512_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6066,8 +6066,8 @@ static void small_bn_out_avx512_out_backward_w_adam(const float *restrict d, con
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6089,8 +6089,8 @@ static void small_bn_out_avx512_out_backward_w_adam(const float *restrict d, con
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6313,8 +6313,8 @@ static void small_bn_out_avx512_out_bn_batch(const float *restrict z, const floa
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
-        double s_pend[1 * (8)];
-        const int s_depth = 1;
+        double s_pend[12 * (8)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6333,8 +6333,8 @@ static void small_bn_out_avx512_out_bn_batch(const float *restrict z, const floa
         double sq[8];
         float mean[8];
         for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);
-        double q_pend[1 * (8)];
-        const int q_depth = 1;
+        double q_pend[12 * (8)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6411,8 +6411,8 @@ static void small_bn_out_avx512_out_bn_backward(float *restrict d, const float *
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6470,8 +6470,8 @@ static void small_bn_out_avx512_out_bn_backward_adam(float *restrict d, const fl
         const int u = g * 8;
         const float *mean = stats + 0 + u;
         double res[16]; /* sums of d, then of (z - mean) d */
-        double s_pend[1 * (16)];
-        const int s_depth = 1;
+        double s_pend[12 * (16)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6803,6 +6803,7 @@ static const dn_model small_bn_out_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 5,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 1,
         .seed = UINT64_C(12),
         .lr = 0.01f,

@@ -854,8 +854,8 @@ static void small_ce_base_fc1_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -870,8 +870,8 @@ static void small_ce_base_fc1_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -940,8 +940,8 @@ static void small_ce_base_fc1_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -957,8 +957,8 @@ static void small_ce_base_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1014,8 +1014,8 @@ static void small_ce_base_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1063,8 +1063,8 @@ static void small_ce_base_fc1_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1086,8 +1086,8 @@ static void small_ce_base_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1161,8 +1161,8 @@ static void small_ce_base_fc1_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1185,8 +1185,8 @@ static void small_ce_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1249,8 +1249,8 @@ static void small_ce_base_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1435,8 +1435,8 @@ static void small_ce_base_fc2_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1451,8 +1451,8 @@ static void small_ce_base_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1516,8 +1516,8 @@ static void small_ce_base_fc2_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1532,8 +1532,8 @@ static void small_ce_base_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1605,8 +1605,8 @@ static void small_ce_base_fc2_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1628,8 +1628,8 @@ static void small_ce_base_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1693,8 +1693,8 @@ static void small_ce_base_fc2_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1716,8 +1716,8 @@ static void small_ce_base_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2056,8 +2056,8 @@ static void small_ce_base_fc3_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2072,8 +2072,8 @@ static void small_ce_base_fc3_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2132,8 +2132,8 @@ static void small_ce_base_fc3_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2148,8 +2148,8 @@ static void small_ce_base_fc3_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2216,8 +2216,8 @@ static void small_ce_base_fc3_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2239,8 +2239,8 @@ static void small_ce_base_fc3_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2304,8 +2304,8 @@ static void small_ce_base_fc3_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2327,8 +2327,8 @@ static void small_ce_base_fc3_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2662,8 +2662,8 @@ static void small_ce_base_out_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2678,8 +2678,8 @@ static void small_ce_base_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2733,8 +2733,8 @@ static void small_ce_base_out_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2749,8 +2749,8 @@ static void small_ce_base_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2812,8 +2812,8 @@ static void small_ce_base_out_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2835,8 +2835,8 @@ static void small_ce_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2890,8 +2890,8 @@ static void small_ce_base_out_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2913,8 +2913,8 @@ static void small_ce_base_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4042,8 +4042,8 @@ static void small_ce_avx2_fc1_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4058,8 +4058,8 @@ static void small_ce_avx2_fc1_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4128,8 +4128,8 @@ static void small_ce_avx2_fc1_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4145,8 +4145,8 @@ static void small_ce_avx2_fc1_backward_w(const float *restrict d, const float *r
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4202,8 +4202,8 @@ static void small_ce_avx2_fc1_backward_w(const float *restrict d, const float *r
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4251,8 +4251,8 @@ static void small_ce_avx2_fc1_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4274,8 +4274,8 @@ static void small_ce_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4349,8 +4349,8 @@ static void small_ce_avx2_fc1_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4373,8 +4373,8 @@ static void small_ce_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4437,8 +4437,8 @@ static void small_ce_avx2_fc1_backward_w_adam(const float *restrict d, const flo
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4623,8 +4623,8 @@ static void small_ce_avx2_fc2_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4639,8 +4639,8 @@ static void small_ce_avx2_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4704,8 +4704,8 @@ static void small_ce_avx2_fc2_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4720,8 +4720,8 @@ static void small_ce_avx2_fc2_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4793,8 +4793,8 @@ static void small_ce_avx2_fc2_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4816,8 +4816,8 @@ static void small_ce_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4881,8 +4881,8 @@ static void small_ce_avx2_fc2_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4904,8 +4904,8 @@ static void small_ce_avx2_fc2_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5244,8 +5244,8 @@ static void small_ce_avx2_fc3_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5260,8 +5260,8 @@ static void small_ce_avx2_fc3_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5320,8 +5320,8 @@ static void small_ce_avx2_fc3_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5336,8 +5336,8 @@ static void small_ce_avx2_fc3_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5404,8 +5404,8 @@ static void small_ce_avx2_fc3_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5427,8 +5427,8 @@ static void small_ce_avx2_fc3_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5492,8 +5492,8 @@ static void small_ce_avx2_fc3_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5515,8 +5515,8 @@ static void small_ce_avx2_fc3_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5850,8 +5850,8 @@ static void small_ce_avx2_out_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5866,8 +5866,8 @@ static void small_ce_avx2_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5921,8 +5921,8 @@ static void small_ce_avx2_out_backward_w(const float *restrict d, const float *r
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5937,8 +5937,8 @@ static void small_ce_avx2_out_backward_w(const float *restrict d, const float *r
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6000,8 +6000,8 @@ static void small_ce_avx2_out_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6023,8 +6023,8 @@ static void small_ce_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6078,8 +6078,8 @@ static void small_ce_avx2_out_backward_w_adam(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6101,8 +6101,8 @@ static void small_ce_avx2_out_backward_w_adam(const float *restrict d, const flo
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7237,8 +7237,8 @@ static void small_ce_avx512_fc1_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7253,8 +7253,8 @@ static void small_ce_avx512_fc1_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7323,8 +7323,8 @@ static void small_ce_avx512_fc1_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7340,8 +7340,8 @@ static void small_ce_avx512_fc1_backward_w(const float *restrict d, const float 
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7397,8 +7397,8 @@ static void small_ce_avx512_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7446,8 +7446,8 @@ static void small_ce_avx512_fc1_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7469,8 +7469,8 @@ static void small_ce_avx512_fc1_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7544,8 +7544,8 @@ static void small_ce_avx512_fc1_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7568,8 +7568,8 @@ static void small_ce_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7632,8 +7632,8 @@ static void small_ce_avx512_fc1_backward_w_adam(const float *restrict d, const f
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7818,8 +7818,8 @@ static void small_ce_avx512_fc2_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7834,8 +7834,8 @@ static void small_ce_avx512_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7899,8 +7899,8 @@ static void small_ce_avx512_fc2_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7915,8 +7915,8 @@ static void small_ce_avx512_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7988,8 +7988,8 @@ static void small_ce_avx512_fc2_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8011,8 +8011,8 @@ static void small_ce_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8076,8 +8076,8 @@ static void small_ce_avx512_fc2_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8099,8 +8099,8 @@ static void small_ce_avx512_fc2_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8439,8 +8439,8 @@ static void small_ce_avx512_fc3_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8455,8 +8455,8 @@ static void small_ce_avx512_fc3_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8515,8 +8515,8 @@ static void small_ce_avx512_fc3_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8531,8 +8531,8 @@ static void small_ce_avx512_fc3_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8599,8 +8599,8 @@ static void small_ce_avx512_fc3_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8622,8 +8622,8 @@ static void small_ce_avx512_fc3_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8687,8 +8687,8 @@ static void small_ce_avx512_fc3_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8710,8 +8710,8 @@ static void small_ce_avx512_fc3_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9045,8 +9045,8 @@ static void small_ce_avx512_out_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9061,8 +9061,8 @@ static void small_ce_avx512_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9116,8 +9116,8 @@ static void small_ce_avx512_out_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9132,8 +9132,8 @@ static void small_ce_avx512_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9195,8 +9195,8 @@ static void small_ce_avx512_out_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9218,8 +9218,8 @@ static void small_ce_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9273,8 +9273,8 @@ static void small_ce_avx512_out_backward_w_adam(const float *restrict d, const f
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9296,8 +9296,8 @@ static void small_ce_avx512_out_backward_w_adam(const float *restrict d, const f
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9897,6 +9897,7 @@ static const dn_model small_ce_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 5,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 1,
         .seed = UINT64_C(12345678901),
         .lr = 0.01f,

@@ -809,8 +809,8 @@ static void small_clip_base_fc1_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -825,8 +825,8 @@ static void small_clip_base_fc1_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -895,8 +895,8 @@ static void small_clip_base_fc1_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -912,8 +912,8 @@ static void small_clip_base_fc1_backward_w(const float *restrict d, const float 
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -969,8 +969,8 @@ static void small_clip_base_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1141,8 +1141,8 @@ static void small_clip_base_fc2_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1157,8 +1157,8 @@ static void small_clip_base_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1222,8 +1222,8 @@ static void small_clip_base_fc2_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1238,8 +1238,8 @@ static void small_clip_base_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1577,8 +1577,8 @@ static void small_clip_base_fc3_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1593,8 +1593,8 @@ static void small_clip_base_fc3_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1653,8 +1653,8 @@ static void small_clip_base_fc3_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1669,8 +1669,8 @@ static void small_clip_base_fc3_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2003,8 +2003,8 @@ static void small_clip_base_out_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2019,8 +2019,8 @@ static void small_clip_base_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2074,8 +2074,8 @@ static void small_clip_base_out_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2090,8 +2090,8 @@ static void small_clip_base_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3129,8 +3129,8 @@ static void small_clip_avx2_fc1_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3145,8 +3145,8 @@ static void small_clip_avx2_fc1_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3215,8 +3215,8 @@ static void small_clip_avx2_fc1_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3232,8 +3232,8 @@ static void small_clip_avx2_fc1_backward_w(const float *restrict d, const float 
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3289,8 +3289,8 @@ static void small_clip_avx2_fc1_backward_w(const float *restrict d, const float 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3461,8 +3461,8 @@ static void small_clip_avx2_fc2_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3477,8 +3477,8 @@ static void small_clip_avx2_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3542,8 +3542,8 @@ static void small_clip_avx2_fc2_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3558,8 +3558,8 @@ static void small_clip_avx2_fc2_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3897,8 +3897,8 @@ static void small_clip_avx2_fc3_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3913,8 +3913,8 @@ static void small_clip_avx2_fc3_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3973,8 +3973,8 @@ static void small_clip_avx2_fc3_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3989,8 +3989,8 @@ static void small_clip_avx2_fc3_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4323,8 +4323,8 @@ static void small_clip_avx2_out_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4339,8 +4339,8 @@ static void small_clip_avx2_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4394,8 +4394,8 @@ static void small_clip_avx2_out_backward_w(const float *restrict d, const float 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4410,8 +4410,8 @@ static void small_clip_avx2_out_backward_w(const float *restrict d, const float 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5456,8 +5456,8 @@ static void small_clip_avx512_fc1_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5472,8 +5472,8 @@ static void small_clip_avx512_fc1_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (56)];
-            const int t_depth = 1;
+            float t_pend[12 * (56)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5542,8 +5542,8 @@ static void small_clip_avx512_fc1_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5559,8 +5559,8 @@ static void small_clip_avx512_fc1_backward_w(const float *restrict d, const floa
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5616,8 +5616,8 @@ static void small_clip_avx512_fc1_backward_w(const float *restrict d, const floa
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (8)];
-                const int t_depth = 1;
+                float t_pend[12 * (8)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5788,8 +5788,8 @@ static void small_clip_avx512_fc2_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5804,8 +5804,8 @@ static void small_clip_avx512_fc2_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5869,8 +5869,8 @@ static void small_clip_avx512_fc2_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5885,8 +5885,8 @@ static void small_clip_avx512_fc2_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6224,8 +6224,8 @@ static void small_clip_avx512_fc3_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6240,8 +6240,8 @@ static void small_clip_avx512_fc3_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6300,8 +6300,8 @@ static void small_clip_avx512_fc3_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6316,8 +6316,8 @@ static void small_clip_avx512_fc3_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6650,8 +6650,8 @@ static void small_clip_avx512_out_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6666,8 +6666,8 @@ static void small_clip_avx512_out_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6721,8 +6721,8 @@ static void small_clip_avx512_out_backward_w(const float *restrict d, const floa
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6737,8 +6737,8 @@ static void small_clip_avx512_out_backward_w(const float *restrict d, const floa
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (32)];
-            const int t_depth = 1;
+            float t_pend[12 * (32)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7281,6 +7281,7 @@ static const dn_model small_clip_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 5,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 1,
         .seed = UINT64_C(33),
         .lr = 0.01f,

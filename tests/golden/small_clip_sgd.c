@@ -804,8 +804,8 @@ static void small_clip_sgd_base_fc1_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -820,8 +820,8 @@ static void small_clip_sgd_base_fc1_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -885,8 +885,8 @@ static void small_clip_sgd_base_fc1_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -901,8 +901,8 @@ static void small_clip_sgd_base_fc1_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1097,8 +1097,8 @@ static void small_clip_sgd_base_fc2_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1113,8 +1113,8 @@ static void small_clip_sgd_base_fc2_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (64)];
-            const int t_depth = 1;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1188,8 +1188,8 @@ static void small_clip_sgd_base_fc2_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1205,8 +1205,8 @@ static void small_clip_sgd_base_fc2_backward_w(const float *restrict d, const fl
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1262,8 +1262,8 @@ static void small_clip_sgd_base_fc2_backward_w(const float *restrict d, const fl
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (16)];
-                const int t_depth = 1;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1572,8 +1572,8 @@ static void small_clip_sgd_base_out_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1588,8 +1588,8 @@ static void small_clip_sgd_base_out_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1648,8 +1648,8 @@ static void small_clip_sgd_base_out_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1664,8 +1664,8 @@ static void small_clip_sgd_base_out_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2686,8 +2686,8 @@ static void small_clip_sgd_avx2_fc1_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2702,8 +2702,8 @@ static void small_clip_sgd_avx2_fc1_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2767,8 +2767,8 @@ static void small_clip_sgd_avx2_fc1_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2783,8 +2783,8 @@ static void small_clip_sgd_avx2_fc1_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2979,8 +2979,8 @@ static void small_clip_sgd_avx2_fc2_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2995,8 +2995,8 @@ static void small_clip_sgd_avx2_fc2_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (64)];
-            const int t_depth = 1;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3070,8 +3070,8 @@ static void small_clip_sgd_avx2_fc2_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3087,8 +3087,8 @@ static void small_clip_sgd_avx2_fc2_backward_w(const float *restrict d, const fl
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3144,8 +3144,8 @@ static void small_clip_sgd_avx2_fc2_backward_w(const float *restrict d, const fl
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (16)];
-                const int t_depth = 1;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3454,8 +3454,8 @@ static void small_clip_sgd_avx2_out_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3470,8 +3470,8 @@ static void small_clip_sgd_avx2_out_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3530,8 +3530,8 @@ static void small_clip_sgd_avx2_out_backward_w(const float *restrict d, const fl
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3546,8 +3546,8 @@ static void small_clip_sgd_avx2_out_backward_w(const float *restrict d, const fl
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4575,8 +4575,8 @@ static void small_clip_sgd_avx512_fc1_backward_w(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4591,8 +4591,8 @@ static void small_clip_sgd_avx512_fc1_backward_w(const float *restrict d, const 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4656,8 +4656,8 @@ static void small_clip_sgd_avx512_fc1_backward_w(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4672,8 +4672,8 @@ static void small_clip_sgd_avx512_fc1_backward_w(const float *restrict d, const 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4868,8 +4868,8 @@ static void small_clip_sgd_avx512_fc2_backward_w(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4884,8 +4884,8 @@ static void small_clip_sgd_avx512_fc2_backward_w(const float *restrict d, const 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (64)];
-            const int t_depth = 1;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4959,8 +4959,8 @@ static void small_clip_sgd_avx512_fc2_backward_w(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4976,8 +4976,8 @@ static void small_clip_sgd_avx512_fc2_backward_w(const float *restrict d, const 
         {
             if (i0 < 6) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (48)];
-                const int t_depth = 1;
+                float t_pend[12 * (48)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5033,8 +5033,8 @@ static void small_clip_sgd_avx512_fc2_backward_w(const float *restrict d, const 
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (16)];
-                const int t_depth = 1;
+                float t_pend[12 * (16)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5343,8 +5343,8 @@ static void small_clip_sgd_avx512_out_backward_w(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5359,8 +5359,8 @@ static void small_clip_sgd_avx512_out_backward_w(const float *restrict d, const 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5419,8 +5419,8 @@ static void small_clip_sgd_avx512_out_backward_w(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5435,8 +5435,8 @@ static void small_clip_sgd_avx512_out_backward_w(const float *restrict d, const 
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (40)];
-            const int t_depth = 1;
+            float t_pend[12 * (40)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5953,6 +5953,7 @@ static const dn_model small_clip_sgd_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 6,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 1,
         .seed = UINT64_C(34),
         .lr = 0.5f,

@@ -903,8 +903,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
             float g[50] = {0}, gb = 0.0f;
             { /* the bias gradient of filter c + 0 */
                 float sum;
-                float b_pend[1 * (1)];
-                const int b_depth = 1;
+                float b_pend[12 * (1)];
+                const int b_depth = 12;
                 int b_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -923,8 +923,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1098,8 +1098,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 { /* kernel rows 2 to 3 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1273,8 +1273,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 { /* kernel rows 4 to 4 */
                     float res[5];
-                    float w_pend[1 * (5)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (5)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1370,8 +1370,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
         float g[100] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1389,8 +1389,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1409,8 +1409,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1656,8 +1656,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1903,8 +1903,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2038,8 +2038,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
         float g[50] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2058,8 +2058,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2233,8 +2233,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2408,8 +2408,8 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[1 * (5)];
-                const int w_depth = 1;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2517,8 +2517,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
             float g[50] = {0}, gb = 0.0f;
             { /* the bias gradient of filter c + 0 */
                 float sum;
-                float b_pend[1 * (1)];
-                const int b_depth = 1;
+                float b_pend[12 * (1)];
+                const int b_depth = 12;
                 int b_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2537,8 +2537,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2712,8 +2712,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 { /* kernel rows 2 to 3 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2887,8 +2887,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 { /* kernel rows 4 to 4 */
                     float res[5];
-                    float w_pend[1 * (5)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (5)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2985,8 +2985,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
         float g[100] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3004,8 +3004,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3024,8 +3024,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3271,8 +3271,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3518,8 +3518,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3655,8 +3655,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
         float g[50] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3675,8 +3675,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3850,8 +3850,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4025,8 +4025,8 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[1 * (5)];
-                const int w_depth = 1;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4255,8 +4255,8 @@ static void small_conv2_base_conv2_backward_w(const float *restrict d, const flo
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
         float res[13];
-        float w_pend[1 * (13)];
-        const int w_depth = 1;
+        float w_pend[12 * (13)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4318,8 +4318,8 @@ static void small_conv2_base_conv2_backward_w_adam(const float *restrict d, cons
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
         float res[13];
-        float w_pend[1 * (13)];
-        const int w_depth = 1;
+        float w_pend[12 * (13)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4914,8 +4914,8 @@ static void small_conv2_base_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4930,8 +4930,8 @@ static void small_conv2_base_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (64)];
-            const int t_depth = 1;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5005,8 +5005,8 @@ static void small_conv2_base_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5021,8 +5021,8 @@ static void small_conv2_base_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5094,8 +5094,8 @@ static void small_conv2_base_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5117,8 +5117,8 @@ static void small_conv2_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (64)];
-            const int t_depth = 1;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5192,8 +5192,8 @@ static void small_conv2_base_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5215,8 +5215,8 @@ static void small_conv2_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6481,8 +6481,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
             float g[50] = {0}, gb = 0.0f;
             { /* the bias gradient of filter c + 0 */
                 float sum;
-                float b_pend[1 * (1)];
-                const int b_depth = 1;
+                float b_pend[12 * (1)];
+                const int b_depth = 12;
                 int b_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6501,8 +6501,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6676,8 +6676,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 { /* kernel rows 2 to 3 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6851,8 +6851,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 { /* kernel rows 4 to 4 */
                     float res[5];
-                    float w_pend[1 * (5)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (5)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6948,8 +6948,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
         float g[100] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6967,8 +6967,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6987,8 +6987,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7234,8 +7234,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7481,8 +7481,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7616,8 +7616,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
         float g[50] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7636,8 +7636,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7811,8 +7811,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7986,8 +7986,8 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[1 * (5)];
-                const int w_depth = 1;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8095,8 +8095,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
             float g[50] = {0}, gb = 0.0f;
             { /* the bias gradient of filter c + 0 */
                 float sum;
-                float b_pend[1 * (1)];
-                const int b_depth = 1;
+                float b_pend[12 * (1)];
+                const int b_depth = 12;
                 int b_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8115,8 +8115,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8290,8 +8290,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 { /* kernel rows 2 to 3 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8465,8 +8465,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 { /* kernel rows 4 to 4 */
                     float res[5];
-                    float w_pend[1 * (5)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (5)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8563,8 +8563,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
         float g[100] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8582,8 +8582,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8602,8 +8602,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8849,8 +8849,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9096,8 +9096,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9233,8 +9233,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
         float g[50] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9253,8 +9253,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9428,8 +9428,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9603,8 +9603,8 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[1 * (5)];
-                const int w_depth = 1;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9833,8 +9833,8 @@ static void small_conv2_avx2_conv2_backward_w(const float *restrict d, const flo
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
         float res[13];
-        float w_pend[1 * (13)];
-        const int w_depth = 1;
+        float w_pend[12 * (13)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -9896,8 +9896,8 @@ static void small_conv2_avx2_conv2_backward_w_adam(const float *restrict d, cons
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
         float res[13];
-        float w_pend[1 * (13)];
-        const int w_depth = 1;
+        float w_pend[12 * (13)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10492,8 +10492,8 @@ static void small_conv2_avx2_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10508,8 +10508,8 @@ static void small_conv2_avx2_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (64)];
-            const int t_depth = 1;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10583,8 +10583,8 @@ static void small_conv2_avx2_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10599,8 +10599,8 @@ static void small_conv2_avx2_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10672,8 +10672,8 @@ static void small_conv2_avx2_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10695,8 +10695,8 @@ static void small_conv2_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (64)];
-            const int t_depth = 1;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10770,8 +10770,8 @@ static void small_conv2_avx2_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10793,8 +10793,8 @@ static void small_conv2_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12066,8 +12066,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
             float g[50] = {0}, gb = 0.0f;
             { /* the bias gradient of filter c + 0 */
                 float sum;
-                float b_pend[1 * (1)];
-                const int b_depth = 1;
+                float b_pend[12 * (1)];
+                const int b_depth = 12;
                 int b_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12086,8 +12086,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12261,8 +12261,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 { /* kernel rows 2 to 3 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12436,8 +12436,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 { /* kernel rows 4 to 4 */
                     float res[5];
-                    float w_pend[1 * (5)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (5)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12533,8 +12533,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
         float g[100] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12552,8 +12552,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12572,8 +12572,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12819,8 +12819,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13066,8 +13066,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13201,8 +13201,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
         float g[50] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13221,8 +13221,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13396,8 +13396,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13571,8 +13571,8 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[1 * (5)];
-                const int w_depth = 1;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13680,8 +13680,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
             float g[50] = {0}, gb = 0.0f;
             { /* the bias gradient of filter c + 0 */
                 float sum;
-                float b_pend[1 * (1)];
-                const int b_depth = 1;
+                float b_pend[12 * (1)];
+                const int b_depth = 12;
                 int b_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13700,8 +13700,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13875,8 +13875,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 { /* kernel rows 2 to 3 */
                     float res[10];
-                    float w_pend[1 * (10)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (10)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14050,8 +14050,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 { /* kernel rows 4 to 4 */
                     float res[5];
-                    float w_pend[1 * (5)];
-                    const int w_depth = 1;
+                    float w_pend[12 * (5)];
+                    const int w_depth = 12;
                     int w_count = 0;
                     for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                         const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14148,8 +14148,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
         float g[100] = {0}, gb[2] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14167,8 +14167,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14187,8 +14187,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14434,8 +14434,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
             }
             { /* kernel rows 2 to 3 */
                 float res[20];
-                float w_pend[1 * (20)];
-                const int w_depth = 1;
+                float w_pend[12 * (20)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14681,8 +14681,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
             }
             { /* kernel rows 4 to 4 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14818,8 +14818,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
         float g[50] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14838,8 +14838,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -15013,8 +15013,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
             }
             { /* kernel rows 2 to 3 */
                 float res[10];
-                float w_pend[1 * (10)];
-                const int w_depth = 1;
+                float w_pend[12 * (10)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -15188,8 +15188,8 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
             }
             { /* kernel rows 4 to 4 */
                 float res[5];
-                float w_pend[1 * (5)];
-                const int w_depth = 1;
+                float w_pend[12 * (5)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -15418,8 +15418,8 @@ static void small_conv2_avx512_conv2_backward_w(const float *restrict d, const f
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
         float res[13];
-        float w_pend[1 * (13)];
-        const int w_depth = 1;
+        float w_pend[12 * (13)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -15481,8 +15481,8 @@ static void small_conv2_avx512_conv2_backward_w_adam(const float *restrict d, co
     for (int c = 0; c < 4; c++) {
         float g[12] = {0}, gb = 0.0f;
         float res[13];
-        float w_pend[1 * (13)];
-        const int w_depth = 1;
+        float w_pend[12 * (13)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16077,8 +16077,8 @@ static void small_conv2_avx512_out_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16093,8 +16093,8 @@ static void small_conv2_avx512_out_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (64)];
-            const int t_depth = 1;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16168,8 +16168,8 @@ static void small_conv2_avx512_out_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16184,8 +16184,8 @@ static void small_conv2_avx512_out_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16257,8 +16257,8 @@ static void small_conv2_avx512_out_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16280,8 +16280,8 @@ static void small_conv2_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (64)];
-            const int t_depth = 1;
+            float t_pend[12 * (64)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16355,8 +16355,8 @@ static void small_conv2_avx512_out_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -16378,8 +16378,8 @@ static void small_conv2_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -17065,6 +17065,7 @@ static const dn_model small_conv2_model = {
     .loss = DN_MODEL_LOSS_MSE,
     .defaults = {
         .batch_size = 3,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 1,
         .seed = UINT64_C(22),
         .lr = 0.01f,

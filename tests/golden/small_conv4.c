@@ -1107,8 +1107,8 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1126,8 +1126,8 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1145,8 +1145,8 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1164,8 +1164,8 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1184,8 +1184,8 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1620,8 +1620,8 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1640,8 +1640,8 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1835,8 +1835,8 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1854,8 +1854,8 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1873,8 +1873,8 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1892,8 +1892,8 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -1912,8 +1912,8 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2352,8 +2352,8 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2372,8 +2372,8 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2570,8 +2570,8 @@ static void small_conv4_base_conv1_bn_batch(const float *restrict z, const float
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         double sum;
-        double s_pend[1 * (1)];
-        const int s_depth = 1;
+        double s_pend[12 * (1)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2598,8 +2598,8 @@ static void small_conv4_base_conv1_bn_batch(const float *restrict z, const float
     for (int c = 0; c < 4; c++) {
         double sq;
         const float mean = (float)(red[c] / cnt);
-        double q_pend[1 * (1)];
-        const int q_depth = 1;
+        double q_pend[12 * (1)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2694,8 +2694,8 @@ static void small_conv4_base_conv1_bn_backward(float *restrict d, const float *r
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2758,8 +2758,8 @@ static void small_conv4_base_conv1_bn_backward_adam(float *restrict d, const flo
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -2939,8 +2939,8 @@ static void small_conv4_base_conv2_backward_w(const float *restrict d, const flo
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
         float res[17];
-        float w_pend[1 * (17)];
-        const int w_depth = 1;
+        float w_pend[12 * (17)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3002,8 +3002,8 @@ static void small_conv4_base_conv2_backward_w_adam(const float *restrict d, cons
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
         float res[17];
-        float w_pend[1 * (17)];
-        const int w_depth = 1;
+        float w_pend[12 * (17)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3426,8 +3426,8 @@ static void small_conv4_base_conv2_bn_batch(const float *restrict z, const float
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         double sum;
-        double s_pend[1 * (1)];
-        const int s_depth = 1;
+        double s_pend[12 * (1)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3451,8 +3451,8 @@ static void small_conv4_base_conv2_bn_batch(const float *restrict z, const float
     for (int c = 0; c < 10; c++) {
         double sq;
         const float mean = (float)(red[c] / cnt);
-        double q_pend[1 * (1)];
-        const int q_depth = 1;
+        double q_pend[12 * (1)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3544,8 +3544,8 @@ static void small_conv4_base_conv2_bn_backward(float *restrict d, const float *r
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3604,8 +3604,8 @@ static void small_conv4_base_conv2_bn_backward_adam(float *restrict d, const flo
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3843,8 +3843,8 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3860,8 +3860,8 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
         {
             if (i0 < 56) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3927,8 +3927,8 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (32)];
-                const int t_depth = 1;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3983,8 +3983,8 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -3999,8 +3999,8 @@ static void small_conv4_base_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4072,8 +4072,8 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4096,8 +4096,8 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4170,8 +4170,8 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (32)];
-                const int t_depth = 1;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4226,8 +4226,8 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -4249,8 +4249,8 @@ static void small_conv4_base_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5688,8 +5688,8 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5707,8 +5707,8 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5726,8 +5726,8 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5745,8 +5745,8 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -5765,8 +5765,8 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6201,8 +6201,8 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6221,8 +6221,8 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6416,8 +6416,8 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6435,8 +6435,8 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6454,8 +6454,8 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6473,8 +6473,8 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6493,8 +6493,8 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6933,8 +6933,8 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -6953,8 +6953,8 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7151,8 +7151,8 @@ static void small_conv4_avx2_conv1_bn_batch(const float *restrict z, const float
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         double sum;
-        double s_pend[1 * (1)];
-        const int s_depth = 1;
+        double s_pend[12 * (1)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7179,8 +7179,8 @@ static void small_conv4_avx2_conv1_bn_batch(const float *restrict z, const float
     for (int c = 0; c < 4; c++) {
         double sq;
         const float mean = (float)(red[c] / cnt);
-        double q_pend[1 * (1)];
-        const int q_depth = 1;
+        double q_pend[12 * (1)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7275,8 +7275,8 @@ static void small_conv4_avx2_conv1_bn_backward(float *restrict d, const float *r
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7339,8 +7339,8 @@ static void small_conv4_avx2_conv1_bn_backward_adam(float *restrict d, const flo
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7520,8 +7520,8 @@ static void small_conv4_avx2_conv2_backward_w(const float *restrict d, const flo
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
         float res[17];
-        float w_pend[1 * (17)];
-        const int w_depth = 1;
+        float w_pend[12 * (17)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -7583,8 +7583,8 @@ static void small_conv4_avx2_conv2_backward_w_adam(const float *restrict d, cons
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
         float res[17];
-        float w_pend[1 * (17)];
-        const int w_depth = 1;
+        float w_pend[12 * (17)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8007,8 +8007,8 @@ static void small_conv4_avx2_conv2_bn_batch(const float *restrict z, const float
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         double sum;
-        double s_pend[1 * (1)];
-        const int s_depth = 1;
+        double s_pend[12 * (1)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8032,8 +8032,8 @@ static void small_conv4_avx2_conv2_bn_batch(const float *restrict z, const float
     for (int c = 0; c < 10; c++) {
         double sq;
         const float mean = (float)(red[c] / cnt);
-        double q_pend[1 * (1)];
-        const int q_depth = 1;
+        double q_pend[12 * (1)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8125,8 +8125,8 @@ static void small_conv4_avx2_conv2_bn_backward(float *restrict d, const float *r
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8185,8 +8185,8 @@ static void small_conv4_avx2_conv2_bn_backward_adam(float *restrict d, const flo
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8424,8 +8424,8 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8441,8 +8441,8 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
         {
             if (i0 < 56) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8508,8 +8508,8 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (32)];
-                const int t_depth = 1;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8564,8 +8564,8 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8580,8 +8580,8 @@ static void small_conv4_avx2_out_backward_w(const float *restrict d, const float
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8653,8 +8653,8 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8677,8 +8677,8 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8751,8 +8751,8 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (32)];
-                const int t_depth = 1;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8807,8 +8807,8 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -8830,8 +8830,8 @@ static void small_conv4_avx2_out_backward_w_adam(const float *restrict d, const 
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10276,8 +10276,8 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10295,8 +10295,8 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10314,8 +10314,8 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10333,8 +10333,8 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10353,8 +10353,8 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10789,8 +10789,8 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -10809,8 +10809,8 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11004,8 +11004,8 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
         float g[72] = {0}, gb[4] = {0};
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11023,8 +11023,8 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
         }
         { /* the bias gradient of filter c + 1 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11042,8 +11042,8 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
         }
         { /* the bias gradient of filter c + 2 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11061,8 +11061,8 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
         }
         { /* the bias gradient of filter c + 3 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11081,8 +11081,8 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[36];
-                float w_pend[1 * (36)];
-                const int w_depth = 1;
+                float w_pend[12 * (36)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11521,8 +11521,8 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
         float g[18] = {0}, gb = 0.0f;
         { /* the bias gradient of filter c + 0 */
             float sum;
-            float b_pend[1 * (1)];
-            const int b_depth = 1;
+            float b_pend[12 * (1)];
+            const int b_depth = 12;
             int b_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11541,8 +11541,8 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
                 float res[9];
-                float w_pend[1 * (9)];
-                const int w_depth = 1;
+                float w_pend[12 * (9)];
+                const int w_depth = 12;
                 int w_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11739,8 +11739,8 @@ static void small_conv4_avx512_conv1_bn_batch(const float *restrict z, const flo
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         double sum;
-        double s_pend[1 * (1)];
-        const int s_depth = 1;
+        double s_pend[12 * (1)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11767,8 +11767,8 @@ static void small_conv4_avx512_conv1_bn_batch(const float *restrict z, const flo
     for (int c = 0; c < 4; c++) {
         double sq;
         const float mean = (float)(red[c] / cnt);
-        double q_pend[1 * (1)];
-        const int q_depth = 1;
+        double q_pend[12 * (1)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11863,8 +11863,8 @@ static void small_conv4_avx512_conv1_bn_backward(float *restrict d, const float 
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -11927,8 +11927,8 @@ static void small_conv4_avx512_conv1_bn_backward_adam(float *restrict d, const f
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12108,8 +12108,8 @@ static void small_conv4_avx512_conv2_backward_w(const float *restrict d, const f
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
         float res[17];
-        float w_pend[1 * (17)];
-        const int w_depth = 1;
+        float w_pend[12 * (17)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12171,8 +12171,8 @@ static void small_conv4_avx512_conv2_backward_w_adam(const float *restrict d, co
     for (int c = 0; c < 10; c++) {
         float g[16] = {0}, gb = 0.0f;
         float res[17];
-        float w_pend[1 * (17)];
-        const int w_depth = 1;
+        float w_pend[12 * (17)];
+        const int w_depth = 12;
         int w_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12595,8 +12595,8 @@ static void small_conv4_avx512_conv2_bn_batch(const float *restrict z, const flo
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         double sum;
-        double s_pend[1 * (1)];
-        const int s_depth = 1;
+        double s_pend[12 * (1)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12620,8 +12620,8 @@ static void small_conv4_avx512_conv2_bn_batch(const float *restrict z, const flo
     for (int c = 0; c < 10; c++) {
         double sq;
         const float mean = (float)(red[c] / cnt);
-        double q_pend[1 * (1)];
-        const int q_depth = 1;
+        double q_pend[12 * (1)];
+        const int q_depth = 12;
         int q_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12713,8 +12713,8 @@ static void small_conv4_avx512_conv2_bn_backward(float *restrict d, const float 
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -12773,8 +12773,8 @@ static void small_conv4_avx512_conv2_bn_backward_adam(float *restrict d, const f
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c];
         double res[2]; /* the sums of d and of (z - mean) d */
-        double s_pend[1 * (2)];
-        const int s_depth = 1;
+        double s_pend[12 * (2)];
+        const int s_depth = 12;
         int s_count = 0;
         for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
             const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13012,8 +13012,8 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13029,8 +13029,8 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
         {
             if (i0 < 56) {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13096,8 +13096,8 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
                     }
             } else {
                 const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-                float t_pend[1 * (32)];
-                const int t_depth = 1;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13152,8 +13152,8 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13168,8 +13168,8 @@ static void small_conv4_avx512_out_backward_w(const float *restrict d, const flo
             }
         {
             const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13241,8 +13241,8 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13265,8 +13265,8 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (64)];
-                const int t_depth = 1;
+                float t_pend[12 * (64)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13339,8 +13339,8 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                         dn_prefetch_rw(m + at);
                         dn_prefetch_rw(v + at);
                     }
-                float t_pend[1 * (32)];
-                const int t_depth = 1;
+                float t_pend[12 * (32)];
+                const int t_depth = 12;
                 int t_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13395,8 +13395,8 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
             for (int j = 0; j < 1; j++) {
                 const int u = (p0 + j) * 8;
                 float gs[8];
-                float s_pend[1 * (8)];
-                const int s_depth = 1;
+                float s_pend[12 * (8)];
+                const int s_depth = 12;
                 int s_count = 0;
                 for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                     const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -13418,8 +13418,8 @@ static void small_conv4_avx512_out_backward_w_adam(const float *restrict d, cons
                     dn_prefetch_rw(m + at);
                     dn_prefetch_rw(v + at);
                 }
-            float t_pend[1 * (48)];
-            const int t_depth = 1;
+            float t_pend[12 * (48)];
+            const int t_depth = 12;
             int t_count = 0;
             for (int c0 = 0; c0 < n; c0 += DN_CHUNK) {
                 const int c1 = n - c0 < DN_CHUNK ? n : c0 + DN_CHUNK;
@@ -14089,6 +14089,7 @@ static const dn_model small_conv4_model = {
     .loss = DN_MODEL_LOSS_CE,
     .defaults = {
         .batch_size = 8,
+        .max_batch_size = 65520, /* the chunk trees' capacity (DN_CHUNK) */
         .epochs = 1,
         .seed = UINT64_C(29),
         .lr = 0.01f,
