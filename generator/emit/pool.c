@@ -63,6 +63,23 @@ static void emit_max_lanes(dn_buf *b, const dn_op *op) {
     dn_buf_line(b, "}");
 }
 
+/* Average pooling of the plane at xc into s: each output the mean of its
+ * window, summed row by row. */
+static void emit_avg_window(dn_buf *b, const dn_op *op) {
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    dn_buf_line(b, "float s[%d];", out.h * out.w);
+    dn_buf_line(b, "for (int oy = 0; oy < %d; oy++)", out.h);
+    dn_buf_line(b, "    for (int ox = 0; ox < %d; ox++) {", out.w);
+    b->indent += 2;
+    dn_buf_line(b, "const int y0 = oy * %d, x0 = ox * %d;", op->sh, op->sw);
+    dn_buf_line(b, "float sum = 0.0f;");
+    dn_buf_line(b, "for (int ky = 0; ky < %d; ky++)", op->kh);
+    dn_buf_line(b, "    for (int kx = 0; kx < %d; kx++) sum += xc[(y0 + ky) * %d + x0 + kx];", op->kw, in.w);
+    dn_buf_line(b, "s[oy * %d + ox] = sum / %d.0f;", out.w, op->kh * op->kw);
+    b->indent -= 2;
+    dn_buf_line(b, "    }");
+}
+
 static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
     const dn_shape in = op->in.shape, out = op->out.shape;
     const char *what = op->pool_max ? "max" : "average";
@@ -79,21 +96,10 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
     b->indent++;
     dn_buf_line(b, "const int r = t / %d, c = t %% %d;", out.c, out.c);
     dn_buf_line(b, "const float *xc = x + (size_t)r * %d + (size_t)c * %d;", op->in.stride, in.h * in.w);
-    if (op->pool_max) {
+    if (op->pool_max)
         emit_max_lanes(b, op);
-    } else {
-    dn_buf_line(b, "float s[%d];", out.h * out.w);
-    dn_buf_line(b, "for (int oy = 0; oy < %d; oy++)", out.h);
-    dn_buf_line(b, "    for (int ox = 0; ox < %d; ox++) {", out.w);
-    b->indent += 2;
-    dn_buf_line(b, "const int y0 = oy * %d, x0 = ox * %d;", op->sh, op->sw);
-    dn_buf_line(b, "float sum = 0.0f;");
-    dn_buf_line(b, "for (int ky = 0; ky < %d; ky++)", op->kh);
-    dn_buf_line(b, "    for (int kx = 0; kx < %d; kx++) sum += xc[(y0 + ky) * %d + x0 + kx];", op->kw, in.w);
-    dn_buf_line(b, "s[oy * %d + ox] = sum / %d.0f;", out.w, op->kh * op->kw);
-    b->indent -= 2;
-    dn_buf_line(b, "    }");
-    }
+    else
+        emit_avg_window(b, op);
     dn_emit_plane_epilogue(b, op, "s", NULL);
     dn_emit_row_padding(b, op, "c == 0");
     b->indent--;
