@@ -46,9 +46,14 @@ enum { ST_MEAN, ST_ISTD, ST_ALPHA, ST_SHIFT, ST_UVAR };
 /* Whether the op normalizes an image's channels (BatchNorm2d), else units. */
 static int on_image(const dn_op *L) { return L->out.shape.rank == 3; }
 
-/* The loop over groups of 8 units, as an omp for: opens `u = 8 * group`. */
-static void open_groups(dn_buf *b, int stride) {
-    dn_buf_line(b, "DN_OMP(omp for schedule(static))");
+/* The loop over groups of 8 units, as an omp for: opens `u = 8 * group`.
+ * With `nowait` (a phase that a dn_reduce_across and another group loop
+ * follow) no barrier: every group loop of a kernel gives a thread the same
+ * groups (static schedule, same count), so in one process the next phase
+ * reads only what the same thread wrote, and under MPI dn_reduce_across
+ * synchronizes. */
+static void open_groups(dn_buf *b, int stride, int nowait) {
+    dn_buf_line(b, nowait ? "DN_OMP(omp for schedule(static) nowait)" : "DN_OMP(omp for schedule(static))");
     dn_buf_line(b, "for (int g = 0; g < %d; g++) {", stride / 8);
     b->indent++;
     dn_buf_line(b, "const int u = g * 8;");
@@ -91,7 +96,7 @@ static void emit_batch_stats_flat(dn_buf *b, const dn_plan *p, const dn_op *L) {
     dn_buf_line(b, "        const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {");
     b->indent++;
     const int depth = dn_tree_depth(p->spec->train.batch_size);
-    open_groups(b, S);
+    open_groups(b, S, 1);
     dn_buf_line(b, "double sum[8];");
     dn_emit_chunks_open(b, "double", "s", depth, "8");
     dn_buf_line(b, "double part[8] = {0};");
@@ -101,7 +106,7 @@ static void emit_batch_stats_flat(dn_buf *b, const dn_plan *p, const dn_op *L) {
     dn_buf_line(b, "for (int j = 0; j < 8; j++) red[u + j] = sum[j];");
     dn_buf_close(b);
     dn_buf_line(b, "dn_reduce_across(red, %d);", S);
-    open_groups(b, S);
+    open_groups(b, S, 1);
     dn_buf_line(b, "double sq[8];");
     dn_buf_line(b, "float mean[8];");
     dn_buf_line(b, "for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);");
@@ -116,7 +121,7 @@ static void emit_batch_stats_flat(dn_buf *b, const dn_plan *p, const dn_op *L) {
     dn_buf_line(b, "for (int j = 0; j < 8; j++) red[%d + u + j] = sq[j];", S);
     dn_buf_close(b);
     dn_buf_line(b, "dn_reduce_across(red + %d, %d);", S, S);
-    open_groups(b, S);
+    open_groups(b, S, 0);
     dn_buf_line(b, "const double *sq = red + %d + u;", S);
     dn_buf_line(b, "float mean[8];");
     dn_buf_line(b, "for (int j = 0; j < 8; j++) mean[j] = (float)(red[u + j] / n_all);");
@@ -398,7 +403,7 @@ static void emit_backward_flat(dn_buf *b, const dn_plan *p, const dn_op *L, int 
     }
     emit_backward_signature(b, p, L, adam);
     b->indent++;
-    open_groups(b, S);
+    open_groups(b, S, 1);
     dn_buf_line(b, "const float *mean = stats + %d + u;", ST_MEAN * S);
     dn_buf_line(b, "double res[16]; /* sums of d, then of (z - mean) d */");
     dn_emit_chunks_open(b, "double", "s", dn_tree_depth(p->spec->train.batch_size), "16");
@@ -417,7 +422,7 @@ static void emit_backward_flat(dn_buf *b, const dn_plan *p, const dn_op *L, int 
     dn_buf_line(b, "}");
     dn_buf_close(b);
     dn_buf_line(b, "dn_reduce_across(red, %d);", 2 * S);
-    open_groups(b, S);
+    open_groups(b, S, 0);
     dn_buf_line(b, "const float *mean = stats + %d + u, *istd = stats + %d + u;", ST_MEAN * S, ST_ISTD * S);
     dn_buf_line(b, "const double *sum = red + u, *dot = red + %d + u;", S);
     dn_buf_line(b, "float k[8], mean_d[8], scale[8];");

@@ -1453,7 +1453,7 @@ static inline void mlp_batchnorm_base_fc1_finish(const float *z, size_t row, int
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_base_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         double sum[8];
@@ -1471,7 +1471,7 @@ static void mlp_batchnorm_base_fc1_bn_batch(const float *restrict z, const float
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 256);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         double sq[8];
@@ -1553,7 +1553,7 @@ static void mlp_batchnorm_base_fc1_bn_backward(float *restrict d, const float *r
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -1612,7 +1612,7 @@ static void mlp_batchnorm_base_fc1_bn_backward_adam(float *restrict d, const flo
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -2595,7 +2595,7 @@ static inline void mlp_batchnorm_base_fc2_finish(const float *z, size_t row, int
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_base_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         double sum[8];
@@ -2613,7 +2613,7 @@ static void mlp_batchnorm_base_fc2_bn_batch(const float *restrict z, const float
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 128);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         double sq[8];
@@ -2695,7 +2695,7 @@ static void mlp_batchnorm_base_fc2_bn_backward(float *restrict d, const float *r
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -2754,7 +2754,7 @@ static void mlp_batchnorm_base_fc2_bn_backward_adam(float *restrict d, const flo
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -5171,7 +5171,7 @@ static inline void mlp_batchnorm_avx2_fc1_finish(const float *z, size_t row, int
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_avx2_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         double sum[8];
@@ -5189,7 +5189,7 @@ static void mlp_batchnorm_avx2_fc1_bn_batch(const float *restrict z, const float
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 256);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         double sq[8];
@@ -5271,7 +5271,7 @@ static void mlp_batchnorm_avx2_fc1_bn_backward(float *restrict d, const float *r
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -5330,7 +5330,7 @@ static void mlp_batchnorm_avx2_fc1_bn_backward_adam(float *restrict d, const flo
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -6313,7 +6313,7 @@ static inline void mlp_batchnorm_avx2_fc2_finish(const float *z, size_t row, int
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_avx2_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         double sum[8];
@@ -6331,7 +6331,7 @@ static void mlp_batchnorm_avx2_fc2_bn_batch(const float *restrict z, const float
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 128);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         double sq[8];
@@ -6413,7 +6413,7 @@ static void mlp_batchnorm_avx2_fc2_bn_backward(float *restrict d, const float *r
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -6472,7 +6472,7 @@ static void mlp_batchnorm_avx2_fc2_bn_backward_adam(float *restrict d, const flo
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -8896,7 +8896,7 @@ static inline void mlp_batchnorm_avx512_fc1_finish(const float *z, size_t row, i
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_avx512_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         double sum[8];
@@ -8914,7 +8914,7 @@ static void mlp_batchnorm_avx512_fc1_bn_batch(const float *restrict z, const flo
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 256);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         double sq[8];
@@ -8996,7 +8996,7 @@ static void mlp_batchnorm_avx512_fc1_bn_backward(float *restrict d, const float 
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -9055,7 +9055,7 @@ static void mlp_batchnorm_avx512_fc1_bn_backward_adam(float *restrict d, const f
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 32; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -10038,7 +10038,7 @@ static inline void mlp_batchnorm_avx512_fc2_finish(const float *z, size_t row, i
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void mlp_batchnorm_avx512_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         double sum[8];
@@ -10056,7 +10056,7 @@ static void mlp_batchnorm_avx512_fc2_bn_batch(const float *restrict z, const flo
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 128);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         double sq[8];
@@ -10138,7 +10138,7 @@ static void mlp_batchnorm_avx512_fc2_bn_backward(float *restrict d, const float 
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -10197,7 +10197,7 @@ static void mlp_batchnorm_avx512_fc2_bn_backward_adam(float *restrict d, const f
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 16; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;

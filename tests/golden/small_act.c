@@ -2116,7 +2116,7 @@ static inline void small_act_base_fc2_finish(const float *z, size_t row, int u, 
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_act_base_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -2134,7 +2134,7 @@ static void small_act_base_fc2_bn_batch(const float *restrict z, const float *re
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -2213,7 +2213,7 @@ static void small_act_base_fc2_bn_backward(float *restrict d, const float *restr
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -2272,7 +2272,7 @@ static void small_act_base_fc2_bn_backward_adam(float *restrict d, const float *
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -10201,7 +10201,7 @@ static inline void small_act_avx2_fc2_finish(const float *z, size_t row, int u, 
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_act_avx2_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -10219,7 +10219,7 @@ static void small_act_avx2_fc2_bn_batch(const float *restrict z, const float *re
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -10298,7 +10298,7 @@ static void small_act_avx2_fc2_bn_backward(float *restrict d, const float *restr
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -10357,7 +10357,7 @@ static void small_act_avx2_fc2_bn_backward_adam(float *restrict d, const float *
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -18293,7 +18293,7 @@ static inline void small_act_avx512_fc2_finish(const float *z, size_t row, int u
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_act_avx512_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -18311,7 +18311,7 @@ static void small_act_avx512_fc2_bn_batch(const float *restrict z, const float *
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -18390,7 +18390,7 @@ static void small_act_avx512_fc2_bn_backward(float *restrict d, const float *res
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -18449,7 +18449,7 @@ static void small_act_avx512_fc2_bn_backward_adam(float *restrict d, const float
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;

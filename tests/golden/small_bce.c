@@ -1879,7 +1879,7 @@ static inline void small_bce_base_out_finish(const float *z, size_t row, int u, 
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bce_base_out_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -1897,7 +1897,7 @@ static void small_bce_base_out_bn_batch(const float *restrict z, const float *re
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -1976,7 +1976,7 @@ static void small_bce_base_out_bn_backward(float *restrict d, const float *restr
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -2035,7 +2035,7 @@ static void small_bce_base_out_bn_backward_adam(float *restrict d, const float *
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -3909,7 +3909,7 @@ static inline void small_bce_avx2_out_finish(const float *z, size_t row, int u, 
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bce_avx2_out_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -3927,7 +3927,7 @@ static void small_bce_avx2_out_bn_batch(const float *restrict z, const float *re
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -4006,7 +4006,7 @@ static void small_bce_avx2_out_bn_backward(float *restrict d, const float *restr
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -4065,7 +4065,7 @@ static void small_bce_avx2_out_bn_backward_adam(float *restrict d, const float *
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -5946,7 +5946,7 @@ static inline void small_bce_avx512_out_finish(const float *z, size_t row, int u
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bce_avx512_out_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -5964,7 +5964,7 @@ static void small_bce_avx512_out_bn_batch(const float *restrict z, const float *
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -6043,7 +6043,7 @@ static void small_bce_avx512_out_bn_backward(float *restrict d, const float *res
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -6102,7 +6102,7 @@ static void small_bce_avx512_out_bn_backward_adam(float *restrict d, const float
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;

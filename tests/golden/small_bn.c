@@ -1272,7 +1272,7 @@ static inline void small_bn_base_fc1_finish(const float *z, size_t row, int u, c
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_base_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -1290,7 +1290,7 @@ static void small_bn_base_fc1_bn_batch(const float *restrict z, const float *res
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -1372,7 +1372,7 @@ static void small_bn_base_fc1_bn_backward(float *restrict d, const float *restri
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -1431,7 +1431,7 @@ static void small_bn_base_fc1_bn_backward_adam(float *restrict d, const float *r
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -2128,7 +2128,7 @@ static inline void small_bn_base_fc2_finish(const float *z, size_t row, int u, c
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_base_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -2146,7 +2146,7 @@ static void small_bn_base_fc2_bn_batch(const float *restrict z, const float *res
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -2225,7 +2225,7 @@ static void small_bn_base_fc2_bn_backward(float *restrict d, const float *restri
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -2284,7 +2284,7 @@ static void small_bn_base_fc2_bn_backward_adam(float *restrict d, const float *r
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -4296,7 +4296,7 @@ static inline void small_bn_avx2_fc1_finish(const float *z, size_t row, int u, c
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_avx2_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -4314,7 +4314,7 @@ static void small_bn_avx2_fc1_bn_batch(const float *restrict z, const float *res
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -4396,7 +4396,7 @@ static void small_bn_avx2_fc1_bn_backward(float *restrict d, const float *restri
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -4455,7 +4455,7 @@ static void small_bn_avx2_fc1_bn_backward_adam(float *restrict d, const float *r
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -5152,7 +5152,7 @@ static inline void small_bn_avx2_fc2_finish(const float *z, size_t row, int u, c
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_avx2_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -5170,7 +5170,7 @@ static void small_bn_avx2_fc2_bn_batch(const float *restrict z, const float *res
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -5249,7 +5249,7 @@ static void small_bn_avx2_fc2_bn_backward(float *restrict d, const float *restri
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -5308,7 +5308,7 @@ static void small_bn_avx2_fc2_bn_backward_adam(float *restrict d, const float *r
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -7327,7 +7327,7 @@ static inline void small_bn_avx512_fc1_finish(const float *z, size_t row, int u,
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_avx512_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -7345,7 +7345,7 @@ static void small_bn_avx512_fc1_bn_batch(const float *restrict z, const float *r
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -7427,7 +7427,7 @@ static void small_bn_avx512_fc1_bn_backward(float *restrict d, const float *rest
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -7486,7 +7486,7 @@ static void small_bn_avx512_fc1_bn_backward_adam(float *restrict d, const float 
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -8183,7 +8183,7 @@ static inline void small_bn_avx512_fc2_finish(const float *z, size_t row, int u,
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_avx512_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -8201,7 +8201,7 @@ static void small_bn_avx512_fc2_bn_batch(const float *restrict z, const float *r
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -8280,7 +8280,7 @@ static void small_bn_avx512_fc2_bn_backward(float *restrict d, const float *rest
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -8339,7 +8339,7 @@ static void small_bn_avx512_fc2_bn_backward_adam(float *restrict d, const float 
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;

@@ -1167,7 +1167,7 @@ static inline void small_bn_out_base_fc1_finish(const float *z, size_t row, int 
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_out_base_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -1185,7 +1185,7 @@ static void small_bn_out_base_fc1_bn_batch(const float *restrict z, const float 
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -1264,7 +1264,7 @@ static void small_bn_out_base_fc1_bn_backward(float *restrict d, const float *re
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -1323,7 +1323,7 @@ static void small_bn_out_base_fc1_bn_backward_adam(float *restrict d, const floa
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -1994,7 +1994,7 @@ static inline void small_bn_out_base_out_finish(const float *z, size_t row, int 
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_out_base_out_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -2012,7 +2012,7 @@ static void small_bn_out_base_out_bn_batch(const float *restrict z, const float 
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -2091,7 +2091,7 @@ static void small_bn_out_base_out_bn_backward(float *restrict d, const float *re
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -2150,7 +2150,7 @@ static void small_bn_out_base_out_bn_backward_adam(float *restrict d, const floa
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -3321,7 +3321,7 @@ static inline void small_bn_out_avx2_fc1_finish(const float *z, size_t row, int 
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_out_avx2_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -3339,7 +3339,7 @@ static void small_bn_out_avx2_fc1_bn_batch(const float *restrict z, const float 
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -3418,7 +3418,7 @@ static void small_bn_out_avx2_fc1_bn_backward(float *restrict d, const float *re
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -3477,7 +3477,7 @@ static void small_bn_out_avx2_fc1_bn_backward_adam(float *restrict d, const floa
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -4148,7 +4148,7 @@ static inline void small_bn_out_avx2_out_finish(const float *z, size_t row, int 
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_out_avx2_out_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -4166,7 +4166,7 @@ static void small_bn_out_avx2_out_bn_batch(const float *restrict z, const float 
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -4245,7 +4245,7 @@ static void small_bn_out_avx2_out_bn_backward(float *restrict d, const float *re
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -4304,7 +4304,7 @@ static void small_bn_out_avx2_out_bn_backward_adam(float *restrict d, const floa
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -5482,7 +5482,7 @@ static inline void small_bn_out_avx512_fc1_finish(const float *z, size_t row, in
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_out_avx512_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -5500,7 +5500,7 @@ static void small_bn_out_avx512_fc1_bn_batch(const float *restrict z, const floa
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -5579,7 +5579,7 @@ static void small_bn_out_avx512_fc1_bn_backward(float *restrict d, const float *
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -5638,7 +5638,7 @@ static void small_bn_out_avx512_fc1_bn_backward_adam(float *restrict d, const fl
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -6309,7 +6309,7 @@ static inline void small_bn_out_avx512_out_finish(const float *z, size_t row, in
  * combines the processes' shares under MPI; n rows here, n_all in the whole batch. */
 static void small_bn_out_avx512_out_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sum[8];
@@ -6327,7 +6327,7 @@ static void small_bn_out_avx512_out_bn_batch(const float *restrict z, const floa
         for (int j = 0; j < 8; j++) red[u + j] = sum[j];
     }
     dn_reduce_across(red, 8);
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         double sq[8];
@@ -6406,7 +6406,7 @@ static void small_bn_out_avx512_out_bn_backward(float *restrict d, const float *
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, double *restrict red,
         int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
@@ -6465,7 +6465,7 @@ static void small_bn_out_avx512_out_bn_backward_adam(float *restrict d, const fl
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, double *restrict red, int n, int n_all) {
-    DN_OMP(omp for schedule(static))
+    DN_OMP(omp for schedule(static) nowait)
     for (int g = 0; g < 1; g++) {
         const int u = g * 8;
         const float *mean = stats + 0 + u;
