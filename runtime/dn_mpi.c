@@ -15,11 +15,36 @@ int dn_mpi_rank = 0, dn_mpi_size = 1;
 static double sent_bytes;
 static long steps;
 
+/* Buffers of the per-step collectives: grown to the largest request and
+ * kept, so that a step allocates nothing (freed by dn_mpi_stop). */
+static int *counts;    /* [4 * size]: alltoallv's and allgatherv's counts and offsets */
+static double *gather; /* allgathers of doubles */
+static size_t gather_cap;
+
+/* gather with room for n doubles, or the job ends (out of memory). */
+static double *gather_room(size_t n) {
+    if (n > gather_cap) {
+        double *p = realloc(gather, n * sizeof *p);
+        if (!p) {
+            fprintf(stderr, "out of memory\n");
+            dn_mpi_abort(1);
+        }
+        gather = p;
+        gather_cap = n;
+    }
+    return gather;
+}
+
 void dn_mpi_start(int *argc, char ***argv) {
     int provided = 0;
     MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &dn_mpi_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &dn_mpi_size);
+    counts = calloc(4 * (size_t)dn_mpi_size, sizeof *counts);
+    if (!counts) {
+        fprintf(stderr, "out of memory\n");
+        dn_mpi_abort(1);
+    }
 }
 
 void dn_mpi_stop(void) {
@@ -27,6 +52,8 @@ void dn_mpi_stop(void) {
     if (stats && strcmp(stats, "1") == 0 && steps > 0)
         fprintf(stderr, "mpi stats: process %d of %d: %ld steps, %.0f bytes sent per step\n", dn_mpi_rank,
                 dn_mpi_size, steps, sent_bytes / (double)steps);
+    free(counts);
+    free(gather);
     MPI_Finalize();
 }
 
@@ -65,13 +92,7 @@ void dn_mpi_combine_floats(dn_shard *s, float *v, size_t len, float *scratch) {
         steps++;
         return;
     }
-    int *sc = calloc(4 * (size_t)size, sizeof(int));
-    if (!sc) {
-        fprintf(stderr, "out of memory\n");
-        dn_mpi_abort(1);
-        return;
-    }
-    int *sd = sc + size, *rc = sd + size, *rd = rc + size;
+    int *sc = counts, *sd = sc + size, *rc = sd + size, *rd = rc + size;
     const size_t mine = slice_at(len, size, me + 1) - slice_at(len, size, me);
     for (int j = 0; j < size; j++) {
         sc[j] = me < s->parts ? (int)(slice_at(len, size, j + 1) - slice_at(len, size, j)) : 0;
@@ -93,18 +114,12 @@ void dn_mpi_combine_floats(dn_shard *s, float *v, size_t len, float *scratch) {
         rd[j] = (int)slice_at(len, size, j);
     }
     MPI_Allgatherv(scratch, (int)mine, MPI_FLOAT, v, rc, rd, MPI_FLOAT, MPI_COMM_WORLD);
-    free(sc);
 }
 
 void dn_mpi_combine_step(dn_shard *s, double *loss, int *correct, int *signal) {
     const int size = dn_mpi_size;
     double mine[3] = {*loss, (double)*correct, (double)*signal};
-    double *all = malloc(sizeof(double) * 3 * (size_t)size);
-    if (!all) {
-        fprintf(stderr, "out of memory\n");
-        dn_mpi_abort(1);
-        return;
-    }
+    double *all = gather_room(3 * (size_t)size);
     MPI_Allgather(mine, 3, MPI_DOUBLE, all, 3, MPI_DOUBLE, MPI_COMM_WORLD);
     sent_bytes += 24.0 * (size - 1);
     double hits = 0, sig = 0;
@@ -121,7 +136,6 @@ void dn_mpi_combine_step(dn_shard *s, double *loss, int *correct, int *signal) {
     }
     *correct = (int)hits;
     *signal = (int)sig;
-    free(all);
 }
 
 static dn_shard *current;
@@ -132,19 +146,13 @@ void dn_mpi_reduce_doubles(double *v, int len) {
     const int size = dn_mpi_size;
     if (!current)
         return; /* not training (gradcheck): every process works alone */
-    double *all = malloc(sizeof(double) * (size_t)len * (size_t)size);
-    if (!all) {
-        fprintf(stderr, "out of memory\n");
-        dn_mpi_abort(1);
-        return;
-    }
+    double *all = gather_room((size_t)len * (size_t)size);
     MPI_Allgather(v, len, MPI_DOUBLE, all, len, MPI_DOUBLE, MPI_COMM_WORLD);
     sent_bytes += 8.0 * len * (size - 1);
     if (current->parts > 0) {
         dn_shard_combine_d(current, all, (size_t)len, (size_t)len);
         memcpy(v, all, sizeof(double) * (size_t)len);
     }
-    free(all);
 }
 
 void dn_mpi_sum_disjoint(double *v, size_t len) {
