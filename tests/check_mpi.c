@@ -249,8 +249,9 @@ START_TEST(test_resume_other_count) {
 }
 END_TEST
 
-/* Data that cannot be read ends the job with the trainer's message and a
- * failure status, promptly (the test's timeout would catch a hang). */
+/* Data that cannot be read, or a checkpoint that cannot be written, ends
+ * the job with the trainer's message and a failure status, promptly (the
+ * test's timeout would catch a hang). */
 START_TEST(test_missing_data_fails_cleanly) {
     char cmd[4096], *out = NULL;
     snprintf(cmd, sizeof cmd, "'%s' --oversubscribe --allow-run-as-root -np 2 ./dmpi_mpi train --data nowhere",
@@ -258,6 +259,15 @@ START_TEST(test_missing_data_fails_cleanly) {
     int st = run_in_dir(&out, cmd);
     ck_assert_msg(st != 0, "%s", out);
     ck_assert_msg(strstr(out, "nowhere") != NULL, "no message naming the data:\n%s", out);
+    free(out);
+    /* a checkpoint process 0 cannot write (at step 5) ends the job too, with the output error's status */
+    snprintf(cmd, sizeof cmd,
+             "'%s' --oversubscribe --allow-run-as-root -np 2 ./dmpi_mpi train --data data --threads 1 "
+             "--checkpoint-every 5 --save nodir/x.safetensors",
+             DNGEN_MPIEXEC);
+    st = run_in_dir(&out, cmd);
+    ck_assert_msg(st == 4, "exit %d:\n%s", st, out);
+    ck_assert_msg(strstr(out, "nodir") != NULL, "no message naming the checkpoint:\n%s", out);
     free(out);
 }
 END_TEST
